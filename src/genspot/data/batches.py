@@ -1,0 +1,101 @@
+"""Batches of cached uint8 tensors, normalised and augmented per batch on tensors.
+
+No DataLoader, no per-image Python: a batch is one index_select, one float conversion
+and a few vectorised ops, so the training step, not the loop, is the bottleneck.
+Augmentations are geometric only (flips, translations): generator artefacts live in
+the pixels, so nothing blurs, resamples or re-encodes them by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+AUGMENTS = ("none", "flip", "flip-crop")
+
+
+def normalize(x_u8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float32 normalised."""
+    m = torch.tensor(mean, dtype=torch.float32, device=x_u8.device).view(1, -1, 1, 1) * 255.0
+    s = torch.tensor(std, dtype=torch.float32, device=x_u8.device).view(1, -1, 1, 1) * 255.0
+    return (x_u8.float() - m) / s
+
+
+def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], generator=g) < 0.5
+    if flip.any():
+        x = x.clone()
+        x[flip] = x[flip].flip(-1)
+    return x
+
+
+def random_translate(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
+    """Random crop of a reflect-padded batch: each image shifted by up to `pad` pixels."""
+    b, _, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+    rows = (dy.view(b, 1) + torch.arange(h).view(1, h)).view(b, 1, h, 1)
+    cols = (dx.view(b, 1) + torch.arange(w).view(1, w)).view(b, 1, 1, w)
+    bi = torch.arange(b).view(b, 1, 1, 1)
+    ci = torch.arange(x.shape[1]).view(1, -1, 1, 1)
+    return xp[bi, ci, rows, cols]
+
+
+class Batches:
+    """An epoch-aware iterable of (images, labels) batches over a subset of a tensor dataset.
+
+    The shuffle order and augmentation of epoch e depend only on (seed, e), so a run
+    resumed at epoch e sees the same batches as one that never stopped. Lightning calls
+    `sampler.set_epoch(e)` at the start of each epoch.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        indices: np.ndarray | torch.Tensor,
+        *,
+        batch_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        shuffle: bool = False,
+        augment: str = "none",
+        seed: int = 0,
+        drop_last: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        if augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}")
+        self.images, self.labels = images, labels
+        self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.seed, self.drop_last, self.channels_last = seed, drop_last, channels_last
+        self.epoch = 0
+        self.sampler = self  # where Lightning looks for set_epoch
+        self.batch_sampler = None  # Lightning probes for it next to `sampler`
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.indices)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = self.indices[torch.randperm(len(self.indices), generator=g)] if self.shuffle else self.indices
+        for k in range(len(self)):
+            idx = order[k * self.batch_size : (k + 1) * self.batch_size]
+            x = normalize(self.images.index_select(0, idx), self.mean, self.std)
+            if self.augment in ("flip", "flip-crop"):
+                x = random_flip(x, g)
+            if self.augment == "flip-crop":
+                x = random_translate(x, 4, g)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.labels.index_select(0, idx)

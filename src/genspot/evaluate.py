@@ -1,0 +1,155 @@
+"""Evaluation of a model directory on a dataset: accuracy with a bootstrap interval,
+per-class precision / recall / F1 (FAKE is the positive class), ROC-AUC, confusion matrix.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchmetrics.functional.classification import binary_auroc
+
+from genspot.data import LABELS, DecodedSet, load_dataset, make_splits
+from genspot.data.batches import Batches
+from genspot.errors import GenspotError
+from genspot.models.io import load_model_dir
+from genspot.progress import progress_bar
+
+SPLIT_CHOICES = ("auto", "test", "val", "train", "all")
+
+
+@torch.inference_mode()
+def predict_scores(
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    ds: DecodedSet,
+    idx: np.ndarray,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> np.ndarray:
+    """Calibrated P(FAKE) for ds.images[idx], in order."""
+    batches = Batches(
+        ds.images, ds.labels, idx, batch_size=batch_size, mean=config["mean"], std=config["std"],
+        channels_last=config.get("channels_last", False),
+    )  # fmt: skip
+    t = float(config.get("temperature", 1.0))
+    pos = config.get("class_names", list(LABELS)).index(config.get("positive_class", "FAKE"))
+    device = next(model.parameters()).device
+    out = []
+    with progress_bar("scoring", total=len(idx), unit="img", enabled=progress) as bar:
+        for x, _ in batches:
+            logits = model(x.to(device)).float() / t
+            out.append(torch.softmax(logits, 1)[:, pos].cpu())
+            bar.advance(len(x))
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of a 0/1 vector."""
+    n = len(correct)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    c = correct.astype(np.float32)
+    means = []
+    step = max(1, 2_000_000 // n)  # resample in chunks to bound memory
+    for i in range(0, n_boot, step):
+        k = min(step, n_boot - i)
+        means.append(c[rng.integers(0, n, size=(k, n))].mean(1))
+    m = np.concatenate(means)
+    a = (1 - level) / 2
+    return float(np.quantile(m, a)), float(np.quantile(m, 1 - a))
+
+
+def classification_metrics(y: np.ndarray, p_fake: np.ndarray, threshold: float = 0.5, seed: int = 0) -> dict[str, Any]:
+    """The metrics block shared by evaluate, compare and the reports."""
+    y = np.asarray(y, dtype=np.int64)
+    pred = (p_fake >= threshold).astype(np.int64)
+    cm = np.zeros((2, 2), dtype=np.int64)  # rows: true REAL, FAKE; columns: predicted
+    np.add.at(cm, (y, pred), 1)
+    per_class = {}
+    for c, name in enumerate(LABELS):
+        tp = cm[c, c]
+        prec = tp / cm[:, c].sum() if cm[:, c].sum() else 0.0
+        rec = tp / cm[c, :].sum() if cm[c, :].sum() else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per_class[name] = {"precision": float(prec), "recall": float(rec), "f1": float(f1), "support": int(cm[c].sum())}
+    correct = pred == y
+    both = len(np.unique(y)) == 2
+    auc = float(binary_auroc(torch.from_numpy(p_fake.astype(np.float32)), torch.from_numpy(y))) if both else None
+    lo, hi = bootstrap_ci(correct, seed=seed)
+    return {
+        "n": int(len(y)),
+        "accuracy": float(correct.mean()) if len(y) else float("nan"),
+        "accuracy_ci95": [lo, hi],
+        "precision": per_class["FAKE"]["precision"],
+        "recall": per_class["FAKE"]["recall"],
+        "f1": per_class["FAKE"]["f1"],
+        "roc_auc": auc,
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_labels": {"rows": "true " + "/".join(LABELS), "columns": "predicted " + "/".join(LABELS)},
+        "per_class": per_class,
+        "threshold": threshold,
+    }
+
+
+def select_indices(ds: DecodedSet, config: dict[str, Any], split: str) -> tuple[np.ndarray, str]:
+    """Which images to evaluate on, and a description of that choice.
+
+    auto: the archive's test split if it has one; else, when this is the model's own
+    training data, the held-out part of its split (study test, else validation); else all.
+    'val' (and 'test' under the study protocol) rebuild the model's split from its config.
+    """
+    if split not in SPLIT_CHOICES:
+        raise GenspotError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_CHOICES)}")
+    names = set(ds.splits.tolist())
+    if split == "all":
+        return np.arange(len(ds)), "all"
+    if split in ("auto", "test") and "test" in names:
+        return ds.indices("test"), "test"
+    data_cfg = config.get("data", {})
+    same_data = data_cfg.get("fingerprint") == ds.fingerprint
+    if split in ("auto", "val", "test") and same_data:
+        s = make_splits(
+            ds, data_cfg.get("protocol", "full"), seed=data_cfg.get("split_seed", 0),
+            val_fraction=data_cfg.get("val_fraction", 0.1), limit=data_cfg.get("limit"),
+            source_split=data_cfg.get("source_split"),
+        )  # fmt: skip
+        if split in ("auto", "test") and s.test is not None:
+            return s.test, f"{s.protocol}-protocol test (carved from training data, seed {s.seed})"
+        if split in ("auto", "val"):
+            return s.val, f"validation (seed {s.seed}, held out from training)"
+    if split in ("train", "val") and split in names:
+        return ds.indices(split), split
+    if split == "auto":
+        return np.arange(len(ds)), "all"
+    have = ", ".join(sorted(names))
+    why = "" if same_data else " (and this is not the data the model was trained on, so its split cannot be rebuilt)"
+    raise GenspotError(f"the data has no {split} split{why}; it has: {have}")
+
+
+def evaluate(
+    model_dir: str | Path,
+    data: str | Path,
+    split: str = "auto",
+    batch_size: int = 512,
+    progress: bool = True,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model directory on a zip or folder; returns the metrics dict."""
+    model, cfg = load_model_dir(model_dir)
+    ds = load_dataset(data, size=cfg.get("input_size", 32), workers=workers, progress=progress)
+    idx, desc = select_indices(ds, cfg, split)
+    if len(idx) == 0:
+        raise GenspotError(f"no images to evaluate in split {split!r}")
+    t0 = time.perf_counter()
+    p = predict_scores(model, cfg, ds, idx, batch_size=batch_size, progress=progress)
+    secs = time.perf_counter() - t0
+    res = {"model": cfg["model"], "model_dir": str(model_dir), "data": str(data), "split": desc}
+    res.update(classification_metrics(ds.labels.numpy()[idx], p))
+    res["images_per_second"] = round(len(idx) / secs, 1) if secs > 0 else None
+    res["skipped"] = len(ds.skipped)
+    return res

@@ -1,0 +1,28 @@
+"""EfficientNet-B0 and EfficientNetV2-B0 from timm, as the study used them.
+
+At 32x32 input their last feature map is 1x1 (stride 32); they are kept unchanged here so
+that the comparison is with the architectures the study ran. `stem_stride=1` is offered
+as a CIFAR-style variant that keeps 4x larger maps (at 16x the compute).
+"""
+
+import timm
+from torch import nn
+
+from genspot.models.registry import register_model
+
+
+def _timm(arch: str, num_classes: int, stem_stride: int = 2, drop_rate: float = 0.0, **kwargs) -> nn.Module:
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, drop_rate=drop_rate, **kwargs)
+    if stem_stride != 2:
+        model.conv_stem.stride = (stem_stride, stem_stride)
+    return model
+
+
+@register_model("efficientnet_b0", "timm efficientnet_b0", "Tan & Le 2019")
+def efficientnet_b0(num_classes: int = 2, **kwargs) -> nn.Module:
+    return _timm("efficientnet_b0", num_classes, **kwargs)
+
+
+@register_model("efficientnetv2_b0", "timm tf_efficientnetv2_b0", "Tan & Le 2021")
+def efficientnetv2_b0(num_classes: int = 2, **kwargs) -> nn.Module:
+    return _timm("tf_efficientnetv2_b0", num_classes, **kwargs)

@@ -1,0 +1,66 @@
+"""The model directory: `model.safetensors` + `config.json`, the one hand-off between
+training and every consumer (evaluate, explain, predict, serve).
+
+The config travels with the weights, as timm's pretrained configs do, so no consumer
+guesses the architecture, input size, normalisation or class order. Loading never
+unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from genspot.errors import GenspotError
+from genspot.models.registry import create_model
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def save_model_dir(model: nn.Module, config: dict[str, Any], out_dir: str | os.PathLike) -> Path:
+    """Write weights and config atomically (a reader never sees half a file)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tmp_w = out / (WEIGHTS_FILE + ".tmp")
+    save_file(sd, str(tmp_w), metadata={"format": "pt", "model": str(config.get("model", ""))})
+    tmp_c = out / (CONFIG_FILE + ".tmp")
+    tmp_c.write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp_w, out / WEIGHTS_FILE)
+    os.replace(tmp_c, out / CONFIG_FILE)
+    return out
+
+
+def read_config(model_dir: str | os.PathLike) -> dict[str, Any]:
+    d = Path(model_dir).expanduser()
+    cfg_path = d / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise GenspotError(f"{d} is not a model directory (no {CONFIG_FILE})")
+    try:
+        return json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise GenspotError(f"{cfg_path} is not valid JSON: {e}") from None
+
+
+def load_model_dir(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model named in config.json and load its safetensors weights, in eval mode."""
+    d = Path(model_dir).expanduser()
+    cfg = read_config(d)
+    w = d / WEIGHTS_FILE
+    if not w.is_file():
+        raise GenspotError(f"{d} has no {WEIGHTS_FILE}")
+    model = create_model(cfg["model"], num_classes=len(cfg.get("class_names", [0, 0])), **cfg.get("model_kwargs", {}))
+    try:
+        model.load_state_dict(load_file(str(w)))
+    except (RuntimeError, OSError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise GenspotError(f"{w} does not fit model {cfg['model']!r}: {first}") from None
+    model.eval().to(device)
+    return model, cfg

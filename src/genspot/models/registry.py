@@ -1,0 +1,110 @@
+"""A timm-style model registry: builders register under a name; create_model builds by name.
+
+Each builder returns an nn.Module taking normalised (B, 3, 32, 32) float input and
+returning (B, num_classes) logits. Weights come only from a local file (`pretrained=PATH`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genspot.errors import GenspotError
+
+# ImageNet statistics: the usual choice, and the one that lets ImageNet weights given by path work.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    paper: str = ""
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, description: str, paper: str = "") -> Callable:
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[name] = ModelEntry(name, fn, description, paper)
+        return fn
+
+    return deco
+
+
+def list_models() -> list[str]:
+    _import_families()
+    return sorted(_REGISTRY)
+
+
+def model_entry(name: str) -> ModelEntry:
+    _import_families()
+    if name not in _REGISTRY:
+        raise GenspotError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, num_classes: int = 2, pretrained: str | Path | None = None, **kwargs) -> nn.Module:
+    """Build a registered model; `pretrained` is a local .safetensors (or weights-only .pt) file."""
+    entry = model_entry(name)
+    try:
+        model = entry.builder(num_classes=num_classes, **kwargs)
+    except TypeError as e:
+        raise GenspotError(f"bad option for model {name!r}: {e}") from None
+    if pretrained:
+        load_pretrained(model, pretrained)
+    model.genspot_name = name  # type: ignore[attr-defined]
+    return model
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a local weights file; pickles are read with torch's weights-only loader."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise GenspotError(f"no weights file at {p}")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(p))
+    try:
+        sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise GenspotError(f"cannot read weights from {p}: {e}") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    return {k.removeprefix("module.").removeprefix("model."): v for k, v in sd.items() if torch.is_tensor(v)}
+
+
+def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
+    """Load matching tensors (a classifier head of another shape is left as initialised)."""
+    sd = read_state_dict(path)
+    own = model.state_dict()
+    usable = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise GenspotError(f"{path}: no tensor matches this model's parameters")
+    model.load_state_dict(usable, strict=False)
+    return {
+        "loaded": sorted(usable),
+        "missing": sorted(set(own) - set(usable)),
+        "ignored": sorted(set(sd) - set(usable)),
+    }
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def _import_families() -> None:
+    # Importing a family module registers its models.
+    from genspot.models import cifake_cnn, efficientnet, resnet, vgg, vit  # noqa: F401

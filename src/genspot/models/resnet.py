@@ -1,0 +1,81 @@
+"""genspot's own detector family: a CIFAR-style residual net for 32x32 forensics.
+
+Design choices, and why:
+- A 3x3 stem at full resolution and no early striding: generator artefacts are
+  pixel-scale, and ImageNet stems (7x7 stride 2 + pool) throw them away first.
+- Downsampling by max pooling between stages (as in airbench), residual blocks of two
+  3x3 convs with batch norm, GELU.
+- Global average + max pooling into one linear layer: CAM applies directly, and max
+  pooling keeps evidence from small regions.
+Stage maps at 32x32 input are 32, 16 and 8 pixels wide: every stage gives a usable CAM.
+"""
+
+import torch
+from torch import nn
+
+from genspot.models.registry import register_model
+
+
+def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU())
+
+
+class Residual(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+            nn.GELU(),
+            nn.Conv2d(c, c, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+        )
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        return self.act(x + self.body(x))
+
+
+class SpotResNet(nn.Module):
+    def __init__(
+        self,
+        num_classes: int = 2,
+        widths: tuple[int, ...] = (32, 64, 128, 256),
+        blocks: tuple[int, ...] = (1, 1, 1),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if len(widths) != len(blocks) + 1:
+            raise ValueError("widths needs one entry for the stem plus one per stage")
+        self.stem = _conv_bn(3, widths[0])
+        stages = []
+        for i, n in enumerate(blocks):
+            layers: list[nn.Module] = [_conv_bn(widths[i], widths[i + 1])]
+            if i > 0:
+                layers.insert(0, nn.MaxPool2d(2))
+            layers += [Residual(widths[i + 1]) for _ in range(n)]
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * widths[-1], num_classes))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.forward_features(x)
+        pooled = torch.cat([f.mean((2, 3)), f.amax((2, 3))], dim=1)
+        return self.head(pooled)
+
+
+@register_model("spot_resnet", "genspot CIFAR-style ResNet, full-res stem (default candidate)", "genspot")
+def spot_resnet(num_classes: int = 2, **kwargs) -> nn.Module:
+    for k in ("widths", "blocks"):
+        if k in kwargs:
+            kwargs[k] = tuple(kwargs[k])
+    return SpotResNet(num_classes=num_classes, **kwargs)
+
+
+@register_model("spot_resnet_s", "small spot_resnet: widths 16-32-64-128", "genspot")
+def spot_resnet_s(num_classes: int = 2, **kwargs) -> nn.Module:
+    kwargs.setdefault("widths", (16, 32, 64, 128))
+    return spot_resnet(num_classes=num_classes, **kwargs)

@@ -1,0 +1,363 @@
+"""Training: a LightningModule over genspot's tensor batches, and `fit`, which writes a
+model directory (best epoch on validation) plus `metrics.jsonl`, and resumes a killed run.
+
+Outputs in the run directory:
+  model.safetensors, config.json   the best epoch so far (rewritten whenever val accuracy improves)
+  metrics.jsonl                    one line per finished epoch
+  run.json                         the options of the run (what --resume continues with)
+  checkpoints/last.ckpt            full state after the last finished epoch (for --resume)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+
+from genspot import __version__
+from genspot.data import LABELS, Splits, load_dataset, make_splits
+from genspot.data.batches import AUGMENTS, Batches
+from genspot.errors import GenspotError
+from genspot.models import IMAGENET_MEAN, IMAGENET_STD, count_parameters, create_model
+from genspot.models.io import save_model_dir
+from genspot.progress import console
+
+OPTIMIZERS = ("sgd", "adamw", "adam")
+SCHEDULES = ("onecycle", "cosine", "constant")
+PRECISIONS = {"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed", "fp16": "16-mixed"}
+DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3, "adam": 1e-3}
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: str
+    out: str
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float | None = None  # None: the optimizer's default (DEFAULT_LR)
+    optimizer: str = "sgd"
+    schedule: str = "onecycle"
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    augment: str = "flip-crop"
+    seed: int = 0
+    protocol: str = "full"
+    limit: int | None = None
+    val_fraction: float = 0.1
+    source_split: str | None = None
+    device: str = "auto"
+    precision: str = "32"
+    channels_last: bool = True
+    early_stopping: int = 0  # patience in epochs; 0 = off
+    pretrained: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 32
+    workers: int | None = None  # decode processes
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise GenspotError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise GenspotError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.augment not in AUGMENTS:
+            raise GenspotError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTS)}")
+        if self.precision not in PRECISIONS:
+            raise GenspotError(f"unknown precision {self.precision!r}; choose one of 32, bf16, 16")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise GenspotError("epochs and batch size must be at least 1")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise GenspotError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+
+class Classifier(L.LightningModule):
+    """Cross-entropy training of any zoo model; logs val loss and accuracy per epoch."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.model, self.cfg, self.steps_per_epoch = model, cfg, steps_per_epoch
+        self._val: list[torch.Tensor] = []
+        self._train_loss: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch, _idx):
+        x, y = batch
+        loss = F.cross_entropy(self.model(x), y, label_smoothing=self.cfg.label_smoothing)
+        self._train_loss.append(loss.detach())
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_loss.clear()
+
+    def validation_step(self, batch, _idx):
+        x, y = batch
+        logits = self.model(x).float()
+        loss = F.cross_entropy(logits, y, reduction="sum")
+        correct = (logits.argmax(1) == y).sum()
+        self._val.append(torch.stack([loss, correct.float(), torch.tensor(float(len(y)), device=loss.device)]))
+
+    def on_validation_epoch_start(self) -> None:
+        self._val.clear()
+
+    def on_validation_epoch_end(self) -> None:
+        loss, correct, n = torch.stack(self._val).sum(0)
+        self.log("val_loss", loss / n, sync_dist=True)
+        self.log("val_acc", correct / n, sync_dist=True, prog_bar=True)
+        if self._train_loss:
+            self.log("train_loss", torch.stack(self._train_loss).mean(), sync_dist=True)
+
+    def configure_optimizers(self):
+        cfg = self.cfg
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                # Weight decay on norms and biases only hurts; the usual split.
+                (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        lr = cfg.learning_rate
+        if cfg.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+        elif cfg.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=lr)
+        else:
+            opt = torch.optim.Adam(groups, lr=lr)
+        total = cfg.epochs * self.steps_per_epoch
+        if cfg.schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=lr, total_steps=total, pct_start=0.25, div_factor=10.0, final_div_factor=100.0
+            )
+        elif cfg.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        else:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class EpochLog(Callback):
+    """Appends one JSON line per finished epoch to metrics.jsonl (rank 0 only)."""
+
+    def __init__(self, path: Path, n_train: int) -> None:
+        self.path, self.n_train = path, n_train
+        self._t0 = self._t_val = 0.0
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # A resumed run re-does the epoch that was interrupted: drop any line written for it.
+        if trainer.is_global_zero and self.path.exists():
+            start = trainer.current_epoch
+            keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["epoch"] < start]
+            self.path.write_text("".join(ln + "\n" for ln in keep))
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._t0 = time.perf_counter()
+        self._t_val = 0.0
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._t_val = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        now = time.perf_counter()
+        train_s = (self._t_val or now) - self._t0
+        m = trainer.callback_metrics
+        row = {
+            "epoch": trainer.current_epoch,
+            "train_loss": _f(m.get("train_loss")),
+            "val_loss": _f(m.get("val_loss")),
+            "val_accuracy": _f(m.get("val_acc")),
+            "lr": _f(trainer.optimizers[0].param_groups[0]["lr"]),
+            "epoch_seconds": round(now - self._t0, 3),
+            "train_seconds": round(train_s, 3),
+            "images_per_second": round(self.n_train / train_s, 1) if train_s > 0 else None,
+        }
+        if trainer.is_global_zero:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+class ExportBest(Callback):
+    """Writes model.safetensors + config.json whenever validation accuracy improves."""
+
+    def __init__(self, out: Path, config: dict[str, Any]) -> None:
+        self.out, self.config = out, config
+        self.best = -1.0
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        acc = _f(trainer.callback_metrics.get("val_acc"))
+        if acc is None or acc <= self.best:
+            return
+        self.best = acc
+        if trainer.is_global_zero:
+            cfg = dict(self.config)
+            cfg["best"] = {
+                "epoch": trainer.current_epoch,
+                "val_accuracy": acc,
+                "val_loss": _f(trainer.callback_metrics.get("val_loss")),
+            }
+            save_model_dir(pl_module.model, cfg, self.out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict["best"]
+
+
+def _f(v) -> float | None:
+    if v is None:
+        return None
+    return float(v.item() if torch.is_tensor(v) else v)
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*treat_as_fastvaluemodule.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GenspotError("--device cuda was asked for, but no CUDA device is available")
+    return device
+
+
+def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str) -> dict[str, Any]:
+    """The config.json that travels with the weights."""
+    return {
+        "genspot_version": __version__,
+        "model": cfg.model,
+        "model_kwargs": cfg.model_kwargs,
+        "class_names": list(LABELS),
+        "positive_class": "FAKE",
+        "input_size": cfg.image_size,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "channels_last": cfg.channels_last,
+        "temperature": 1.0,
+        "data": {
+            "source": source,
+            "fingerprint": fingerprint,
+            "protocol": cfg.protocol,
+            "split_seed": cfg.seed,
+            "val_fraction": cfg.val_fraction,
+            "limit": cfg.limit,
+            "source_split": splits.info.get("pool_split"),
+            "n_train": int(len(splits.train)),
+            "n_val": int(len(splits.val)),
+            "n_test": int(len(splits.test)) if splits.test is not None else 0,
+        },
+        "training": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("model_kwargs", "progress", "out")},
+    }
+
+
+def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Train `cfg.model` on `cfg.data`; returns a summary (best epoch, val accuracy, timings)."""
+    out = Path(cfg.out)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    if resume and not ckpt.exists():
+        raise GenspotError(f"nothing to resume in {out}: no checkpoints/last.ckpt (the first epoch never finished)")
+    if not resume and (out / "metrics.jsonl").exists():
+        raise GenspotError(f"{out} already holds a training run; use --resume to continue it or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    _quiet_lightning()
+    device = resolve_device(cfg.device)
+    L.seed_everything(cfg.seed, workers=False, verbose=False)
+
+    ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress)
+    splits = make_splits(
+        ds, cfg.protocol, seed=cfg.seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split
+    )
+    model = create_model(cfg.model, num_classes=len(LABELS), pretrained=cfg.pretrained, **cfg.model_kwargs)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    common = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last=cfg.channels_last)
+    train_b = Batches(
+        ds.images, ds.labels, splits.train, batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment,
+        seed=cfg.seed, drop_last=len(splits.train) > cfg.batch_size, **common,
+    )  # fmt: skip
+    val_b = Batches(ds.images, ds.labels, splits.val, batch_size=max(cfg.batch_size, 512), **common)
+    config = model_config(cfg, splits, ds.fingerprint, ds.source)
+    (out / "run.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+
+    callbacks: list[Callback] = [
+        EpochLog(out / "metrics.jsonl", len(train_b) * cfg.batch_size if train_b.drop_last else len(splits.train)),
+        ExportBest(out, config),
+        ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, save_on_train_epoch_end=True),
+    ]
+    if cfg.progress:
+        callbacks.append(RichProgressBar(leave=True, console_kwargs={"stderr": True}))
+    if cfg.early_stopping > 0:
+        callbacks.append(EarlyStopping("val_acc", mode="max", patience=cfg.early_stopping))
+    trainer = L.Trainer(
+        accelerator=device,
+        devices=1,
+        precision=PRECISIONS[cfg.precision],
+        max_epochs=cfg.epochs,
+        logger=False,
+        callbacks=callbacks,
+        enable_progress_bar=cfg.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=False,
+        default_root_dir=str(out),
+    )
+    module = Classifier(model, cfg, steps_per_epoch=len(train_b))
+    total, trainable = count_parameters(model)
+    if cfg.progress:
+        console.print(
+            f"[bold]{cfg.model}[/]: {total:,} parameters ({trainable:,} trainable); "
+            f"train {len(splits.train):,} / val {len(splits.val):,} images; {cfg.epochs} epochs on {device} "
+            f"({cfg.precision}); data {'from cache' if ds.from_cache else f'decoded in {ds.decode_seconds:.1f} s'}",
+            highlight=False,
+        )
+    t0 = time.perf_counter()
+    trainer.fit(module, train_dataloaders=train_b, val_dataloaders=val_b, ckpt_path=str(ckpt) if resume else None)
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if ln]
+    best = max(rows, key=lambda r: (r["val_accuracy"] or 0.0)) if rows else None
+    return {
+        "model": cfg.model,
+        "out": str(out),
+        "parameters": total,
+        "trainable_parameters": trainable,
+        "epochs_run": len(rows),
+        "best_epoch": best["epoch"] if best else None,
+        "best_val_accuracy": best["val_accuracy"] if best else None,
+        "median_epoch_seconds": float(np.median([r["epoch_seconds"] for r in rows])) if rows else None,
+        "median_images_per_second": float(np.median([r["images_per_second"] for r in rows])) if rows else None,
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def load_run_config(out: str | os.PathLike) -> TrainConfig:
+    """The options a run was started with (for --resume)."""
+    p = Path(out) / "run.json"
+    if not p.exists():
+        raise GenspotError(f"nothing to resume in {out}: no run.json")
+    return TrainConfig(**json.loads(p.read_text()))
