@@ -194,7 +194,7 @@ def evaluate_cmd(
 def quickstart(
     data: Annotated[Optional[Path], typer.Option(help="your CIFAKE zip or folder; omitted: a tiny generated set")] = None,
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/quickstart"),
-    epochs: Annotated[int, typer.Option()] = 2,
+    epochs: Annotated[int, typer.Option()] = 3,
     limit: Annotated[int, typer.Option(help="training images to use")] = 5000,
 ) -> None:
     """`data info`, a short training run of the paper's CNN, then `evaluate`: the whole slice in a minute."""
@@ -203,13 +203,13 @@ def quickstart(
     if data is None:
         from genspot.data.synthetic import make_toy_archive
 
-        data = make_toy_archive(out_dir / "toy-cifake.zip", 500, splits=("train", "test"))
+        data = make_toy_archive(out_dir / "toy-cifake.zip", 1000, splits=("train", "test"))
         console.print(f"no --data given: generated a toy archive at {data}")
     data_info(data)
     shutil.rmtree(out_dir / "cifake_cnn", ignore_errors=True)
     train_cmd("cifake_cnn", data=data, out_dir=out_dir / "cifake_cnn", epochs=epochs, limit=limit,
               lr=None, model_arg=None, pretrained=None, split=None, early_stopping=0, workers=None,
-              batch_size=256, optimizer="sgd", schedule="onecycle", weight_decay=5e-4, label_smoothing=0.0,
+              batch_size=64, optimizer="sgd", schedule="onecycle", weight_decay=5e-4, label_smoothing=0.0,
               augment="flip-crop", seed=0, protocol="full", val_fraction=0.1, device="auto", precision="32",
               channels_last=True, resume=False)  # fmt: skip
     evaluate_cmd(out_dir / "cifake_cnn", data=data, split="auto", as_json=False, batch_size=512)

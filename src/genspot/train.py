@@ -25,7 +25,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, RichProgressBar
 
 from genspot import __version__
 from genspot.data import LABELS, Splits, load_dataset, make_splits
@@ -142,11 +142,12 @@ class Classifier(L.LightningModule):
         else:
             opt = torch.optim.Adam(groups, lr=lr)
         total = cfg.epochs * self.steps_per_epoch
-        if cfg.schedule == "onecycle":
+        if cfg.schedule == "onecycle" and total >= 8:
+            # Warm up over a quarter of the run (at least 2 steps: OneCycleLR divides by the phase length).
             sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=lr, total_steps=total, pct_start=0.25, div_factor=10.0, final_div_factor=100.0
+                opt, max_lr=lr, total_steps=total, pct_start=max(0.25, 3.0 / total), div_factor=10.0, final_div_factor=100.0
             )
-        elif cfg.schedule == "cosine":
+        elif cfg.schedule in ("cosine", "onecycle"):  # a run too short for a warm-up: cosine decay
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
         else:
             return opt
@@ -159,15 +160,17 @@ class EpochLog(Callback):
     def __init__(self, path: Path, n_train: int) -> None:
         self.path, self.n_train = path, n_train
         self._t0 = self._t_val = 0.0
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        # A resumed run re-does the epoch that was interrupted: drop any line written for it.
-        if trainer.is_global_zero and self.path.exists():
-            start = trainer.current_epoch
-            keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["epoch"] < start]
-            self.path.write_text("".join(ln + "\n" for ln in keep))
+        self._checked = False
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if not self._checked:
+            # The first epoch of this process: a resumed run redoes the epoch that was
+            # interrupted, so drop any line already written for it (or later ones).
+            self._checked = True
+            if trainer.is_global_zero and self.path.exists():
+                start = trainer.current_epoch
+                keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["epoch"] < start]
+                self.path.write_text("".join(ln + "\n" for ln in keep))
         self._t0 = time.perf_counter()
         self._t_val = 0.0
 
@@ -222,6 +225,24 @@ class ExportBest(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = state_dict["best"]
+
+
+class LastCheckpoint(Callback):
+    """Saves the full training state after every finished epoch, atomically, for --resume.
+
+    Runs after EpochLog: if a kill lands between the two, the resumed run redoes that
+    epoch and EpochLog drops its stale line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(str(tmp))
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
 
 
 def _f(v) -> float | None:
@@ -309,7 +330,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     callbacks: list[Callback] = [
         EpochLog(out / "metrics.jsonl", len(train_b) * cfg.batch_size if train_b.drop_last else len(splits.train)),
         ExportBest(out, config),
-        ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, save_on_train_epoch_end=True),
+        LastCheckpoint(ckpt),
     ]
     if cfg.progress:
         callbacks.append(RichProgressBar(leave=True, console_kwargs={"stderr": True}))
@@ -327,6 +348,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         num_sanity_val_steps=0,
         deterministic=False,
         default_root_dir=str(out),
+        enable_checkpointing=False,  # LastCheckpoint and ExportBest write what a run keeps
     )
     module = Classifier(model, cfg, steps_per_epoch=len(train_b))
     total, trainable = count_parameters(model)

@@ -24,25 +24,22 @@ def normalize(x_u8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -
     return (x_u8.float() - m) / s
 
 
-def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(x.shape[0], generator=g) < 0.5
-    if flip.any():
-        x = x.clone()
-        x[flip] = x[flip].flip(-1)
-    return x
+def flip_translate(x: torch.Tensor, g: torch.Generator, flip: bool = True, pad: int = 0) -> torch.Tensor:
+    """Random horizontal flips and random crops of a reflect-padded batch, in one gather.
 
-
-def random_translate(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
-    """Random crop of a reflect-padded batch: each image shifted by up to `pad` pixels."""
-    b, _, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g)
-    rows = (dy.view(b, 1) + torch.arange(h).view(1, h)).view(b, 1, h, 1)
-    cols = (dx.view(b, 1) + torch.arange(w).view(1, w)).view(b, 1, 1, w)
-    bi = torch.arange(b).view(b, 1, 1, 1)
-    ci = torch.arange(x.shape[1]).view(1, -1, 1, 1)
-    return xp[bi, ci, rows, cols]
+    Each image is mirrored with probability 1/2 and shifted by up to `pad` pixels; both are
+    folded into the column index, so the whole batch costs two torch.gather calls.
+    """
+    b, c, h, w = x.shape
+    flips = torch.rand(b, generator=g) < 0.5 if flip else torch.zeros(b, dtype=torch.bool)
+    xp = F.pad(x, (pad, pad, pad, pad), mode="reflect") if pad else x
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g) if pad else torch.zeros(b, dtype=torch.int64)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g) if pad else torch.zeros(b, dtype=torch.int64)
+    ar_h, ar_w = torch.arange(h), torch.arange(w)
+    rows = (dy.view(b, 1) + ar_h).view(b, 1, h, 1).expand(b, c, h, w + 2 * pad)
+    cols = dx.view(b, 1) + torch.where(flips.view(b, 1), ar_w.flip(0), ar_w)
+    out = torch.gather(xp, 2, rows)
+    return torch.gather(out, 3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 
 
 class Batches:
@@ -92,10 +89,8 @@ class Batches:
         for k in range(len(self)):
             idx = order[k * self.batch_size : (k + 1) * self.batch_size]
             x = normalize(self.images.index_select(0, idx), self.mean, self.std)
-            if self.augment in ("flip", "flip-crop"):
-                x = random_flip(x, g)
-            if self.augment == "flip-crop":
-                x = random_translate(x, 4, g)
+            if self.augment != "none":
+                x = flip_translate(x, g, flip=True, pad=4 if self.augment == "flip-crop" else 0)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels.index_select(0, idx)

@@ -1,0 +1,65 @@
+"""Parameters and raw training throughput (forward + backward + SGD step) of every zoo model.
+
+    python benchmarks/bench_models.py [--precisions 32,bf16] [--batch-size 128] [--seconds 8]
+
+Prints one row per model: parameters, and img/s at each precision (channels-last, medians
+of per-step times after 2 warm-up steps). These are the numbers quoted in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def step_rate(name: str, batch: int, precision: str, seconds: float) -> float:
+    from genspot.models import create_model
+
+    torch.manual_seed(0)
+    m = create_model(name).train().to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 2, (batch,))
+    times: list[float] = []
+    start = time.perf_counter()
+    i = 0
+    while i < 5 or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = F.cross_entropy(m(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+        i += 1
+    return batch / statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default=None)
+    ap.add_argument("--precisions", default="32,bf16")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    args = ap.parse_args()
+    from genspot.models import count_parameters, create_model, list_models
+
+    names = args.models.split(",") if args.models else list_models()
+    precs = args.precisions.split(",")
+    print(f"cores: {os.cpu_count()}  threads: {torch.get_num_threads()}  batch: {args.batch_size}  torch {torch.__version__}")
+    print(f"| model | parameters | " + " | ".join(f"train img/s ({p})" for p in precs) + " |")
+    print("|---|---:|" + "---:|" * len(precs))
+    for name in names:
+        total, _ = count_parameters(create_model(name))
+        rates = [step_rate(name, args.batch_size, p, args.seconds) for p in precs]
+        print(f"| {name} | {total:,} | " + " | ".join(f"{r:,.0f}" for r in rates) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Is the training loop the bottleneck? genspot's Lightning loop vs the model's raw step.
+
+    python benchmarks/bench_train_loop.py [--models cifake_cnn,spot_resnet_s] [--precision 32] [--n 20000]
+
+For each model, in one process: (a) raw throughput of forward + backward + optimizer step on
+a fixed, pre-normalised batch (no data handling at all); (b) images/s of `genspot.train.fit`
+(batching from the uint8 cache, augmentation, Lightning, validation excluded), median of epochs 2-3; raw is the median of 3 runs around it.
+Target (issue 2): (b) within 10% of (a). Prints both and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def raw_throughput(name: str, batch: int, precision: str, steps: int, channels_last: bool = True) -> float:
+    from genspot.models import create_model
+
+    torch.manual_seed(0)
+    m = create_model(name).train()
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    x = torch.randn(batch, 3, 32, 32)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 2, (batch,))
+    times = []
+    for i in range(steps + 3):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = F.cross_entropy(m(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+    return batch * len(times) / sum(times)
+
+
+def loop_throughput(name: str, data: Path, out: Path, batch: int, precision: str) -> float:
+    from genspot.train import TrainConfig, fit
+
+    fit(TrainConfig(model=name, data=str(data), out=str(out), epochs=3, batch_size=batch, precision=precision,
+                    val_fraction=0.05, progress=False, device="cpu"))  # fmt: skip
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    return statistics.median(r["images_per_second"] for r in rows[1:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="cifake_cnn,spot_resnet_s")
+    ap.add_argument("--precision", default="32")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--n", type=int, default=20000, help="toy training images (generated)")
+    args = ap.parse_args()
+    from genspot.data.synthetic import make_toy_archive
+
+    with tempfile.TemporaryDirectory() as d:
+        os.environ["GENSPOT_CACHE_DIR"] = str(Path(d) / "cache")
+        data = make_toy_archive(Path(d) / "toy.zip", args.n // 2, seed=0)
+        print(f"cores: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  precision: {args.precision}  batch: {args.batch_size}")
+        for name in args.models.split(","):
+            # The machine is noisy: raw runs before and after the loop, medians of each.
+            steps = max(20, int(args.n * 0.95 / args.batch_size))
+            raws = [raw_throughput(name, args.batch_size, args.precision, steps)]
+            loop = loop_throughput(name, data, Path(d) / name, args.batch_size, args.precision)
+            raws += [raw_throughput(name, args.batch_size, args.precision, steps) for _ in range(2)]
+            raw = statistics.median(raws)
+            print(f"{name:16s} raw step {raw:8,.0f} img/s   genspot loop {loop:8,.0f} img/s   loop/raw {loop / raw:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from genspot.errors import GenspotError
+from genspot.evaluate import bootstrap_ci, classification_metrics, evaluate
+from genspot.models.io import load_model_dir
+from genspot.train import TrainConfig, fit
+
+import numpy as np
+
+
+def _cfg(data, out, **kw):
+    base = dict(model="cifake_cnn", data=str(data), out=str(out), epochs=3, batch_size=64, lr=0.05,
+                val_fraction=0.2, progress=False, device="cpu")  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_then_evaluate(toy_zip_with_test, tmp_path):
+    summary = fit(_cfg(toy_zip_with_test, tmp_path / "run"))
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    for key in ("train_loss", "val_loss", "val_accuracy", "epoch_seconds", "images_per_second"):
+        assert all(r[key] is not None for r in rows)
+    model, cfg = load_model_dir(tmp_path / "run")
+    assert cfg["best"]["val_accuracy"] == max(r["val_accuracy"] for r in rows)
+    assert cfg["data"]["n_train"] == 960 and cfg["data"]["n_val"] == 240 and cfg["positive_class"] == "FAKE"
+    assert summary["best_val_accuracy"] > 0.8, "the toy task is easy: training must learn it"
+    res = evaluate(tmp_path / "run", toy_zip_with_test, progress=False)
+    assert res["split"] == "test" and res["n"] == 1200
+    assert res["accuracy"] > 0.8 and res["accuracy_ci95"][0] <= res["accuracy"] <= res["accuracy_ci95"][1]
+    assert sum(map(sum, res["confusion_matrix"])) == 1200
+    val = evaluate(tmp_path / "run", toy_zip_with_test, split="val", progress=False)
+    assert val["n"] == 240 and val["split"].startswith("validation")
+    assert val["accuracy"] == pytest.approx(cfg["best"]["val_accuracy"], abs=1e-6)
+
+
+def test_same_seed_same_metrics(toy_zip, tmp_path):
+    a = fit(_cfg(toy_zip, tmp_path / "a", epochs=2))
+    b = fit(_cfg(toy_zip, tmp_path / "b", epochs=2))
+    ra = [json.loads(l)["val_loss"] for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    rb = [json.loads(l)["val_loss"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert ra == rb and a["best_val_accuracy"] == b["best_val_accuracy"]
+
+
+def test_refuses_to_overwrite_and_to_resume_nothing(toy_zip, tmp_path):
+    fit(_cfg(toy_zip, tmp_path / "r", epochs=1))
+    with pytest.raises(GenspotError, match="already holds"):
+        fit(_cfg(toy_zip, tmp_path / "r", epochs=1))
+    with pytest.raises(GenspotError, match="nothing to resume"):
+        fit(_cfg(toy_zip, tmp_path / "empty", epochs=1), resume=True)
+
+
+def _cli(*args, env=None):
+    return [sys.executable, "-m", "genspot.cli", *map(str, args)]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(toy_zip, tmp_path):
+    """kill -9 mid-run, resume: finished epochs are kept and the result equals an uninterrupted run."""
+    args = ["train", "cifake_cnn", "--data", toy_zip, "--epochs", "6", "--batch-size", "16", "--lr", "0.02",
+            "--val-fraction", "0.2", "--device", "cpu"]  # fmt: skip
+    run = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen(_cli(*args, "--out", run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (run / "checkpoints" / "last.ckpt").exists() and metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    before = metrics.read_text().splitlines()
+    assert 2 <= len(before) < 6, "the run must be killed in the middle"
+    r = subprocess.run(_cli("train", "--resume", "--out", run), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    after = metrics.read_text().splitlines()
+    assert [json.loads(l)["epoch"] for l in after] == list(range(6))
+    kept = min(len(before), 1)  # at least the first finished epoch is never redone
+    assert after[:kept] == before[:kept]
+    ref = tmp_path / "ref"
+    r = subprocess.run(_cli(*args, "--out", ref), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ref_rows = [json.loads(l) for l in (ref / "metrics.jsonl").read_text().splitlines()]
+    got_rows = [json.loads(l) for l in after]
+    assert [x["val_loss"] for x in got_rows] == pytest.approx([x["val_loss"] for x in ref_rows], rel=1e-5)
+
+
+def test_bootstrap_interval():
+    correct = np.array([1] * 90 + [0] * 10)
+    lo, hi = bootstrap_ci(correct, n_boot=2000, seed=0)
+    assert 0.82 < lo < 0.9 < hi < 0.96
+    assert bootstrap_ci(correct, seed=1) != bootstrap_ci(correct, seed=2)
+
+
+def test_classification_metrics_known_values():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.6, 0.3, 0.9, 0.8, 0.4, 0.7])
+    m = classification_metrics(y, p)
+    assert m["confusion_matrix"] == [[3, 1], [1, 3]]
+    assert m["accuracy"] == 0.75 and m["precision"] == 0.75 and m["recall"] == 0.75 and m["f1"] == 0.75
+    assert m["roc_auc"] == pytest.approx(0.875)
+    assert m["per_class"]["REAL"]["recall"] == 0.75
