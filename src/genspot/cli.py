@@ -190,6 +190,44 @@ def evaluate_cmd(
     out.print(f"{r['images_per_second']:,.0f} images/s")
 
 
+@app.command("compare")
+def compare_cmd(
+    data: Annotated[Path, typer.Option(help="zip archive or folder")],
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory (rerun with the same --out to resume)")],
+    protocol: Annotated[str, typer.Option(help="study (10k/5k/5k) | full")] = "study",
+    models: Annotated[Optional[str], typer.Option(help="comma-separated (default: the study's five + spot_resnet_s)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="override every recipe's epochs")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    pretrained: Annotated[Optional[list[str]], typer.Option(help="MODEL=PATH local weights (vgg16=PATH: the study's frozen set-up)")] = None,
+) -> None:
+    """Train and evaluate every study model plus genspot's candidate; write the comparison table."""
+    import shlex
+
+    from genspot.compare import DEFAULT_MODELS, CompareConfig, compare
+
+    pre = {}
+    for item in pretrained or []:
+        if "=" not in item:
+            raise GenspotError(f"--pretrained expects MODEL=PATH, got {item!r}")
+        k, v = item.split("=", 1)
+        pre[k] = v
+    names = [m for m in models.split(",") if m] if models else list(DEFAULT_MODELS)
+    command = "genspot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    summary = compare(CompareConfig(data=str(data), out=str(out_dir), protocol=protocol, models=names, epochs=epochs,
+                                    seed=seed, device=device, pretrained=pre, command=command))  # fmt: skip
+    t = Table(title=f"compare ({protocol} protocol)")
+    for col in ("model", "params", "s/epoch", "val acc", "test acc [95% CI]", "reported"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for r in summary["models"]:
+        lo, hi = r["test"]["accuracy_ci95"]
+        rep = r["reported"].get("study") or r["reported"].get("paper")
+        t.add_row(r["row"], f"{r['parameters']:,}", f"{r['median_epoch_seconds']:.1f}", f"{r['best_val_accuracy']:.4f}",
+                  f"{r['test']['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]", f"{rep:.4f}" if rep else "-")  # fmt: skip
+    out.print(t)
+    out.print(f"results in {out_dir}/results.md and results.json")
+
+
 @app.command("quickstart")
 def quickstart(
     data: Annotated[Optional[Path], typer.Option(help="your CIFAKE zip or folder; omitted: a tiny generated set")] = None,

@@ -1,0 +1,216 @@
+"""`genspot compare`: train every model of the study, plus genspot's candidate, under one
+protocol and seed, one after another, and write the study's table (and beat it).
+
+Each model trains in `OUT/models/<name>/` as an ordinary `genspot train` run directory, so
+a killed compare resumes: models with a `result.json` are not retrained, and the model in
+flight continues from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genspot.errors import GenspotError
+from genspot.evaluate import evaluate
+from genspot.progress import console
+from genspot.train import TrainConfig, fit, load_run_config
+
+STUDY_MODELS = ["cifake_cnn", "vgg16", "efficientnet_b0", "efficientnetv2_b0", "vit_p2"]
+CANDIDATE = "spot_resnet_s"
+DEFAULT_MODELS = STUDY_MODELS + [CANDIDATE]
+
+# What the study (10k / 5k / 5k subset) and the CIFAKE paper (full test split) reported.
+REPORTED: dict[str, dict[str, float]] = {
+    "cifake_cnn": {"paper": 0.9298},
+    "vgg16": {"study": 0.8665},
+    "efficientnet_b0": {"study": 0.7380},
+    "efficientnetv2_b0": {"study": 0.9397},
+    "vit_p2": {"study": 0.8845},
+}
+
+
+@dataclass
+class Recipe:
+    """How one model is trained; every field maps onto a `genspot train` option."""
+
+    epochs: int
+    optimizer: str = "sgd"
+    lr: float | None = None
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    augment: str = "flip-crop"
+    precision: str = "32"
+    batch_size: int = 128
+    schedule: str = "onecycle"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    why: str = ""
+
+
+# Chosen to fit the study protocol (10k training images) into 2 hours on 2 CPU cores.
+# bf16 where it is faster on this CPU (plain convs), fp32 where it is not (depthwise, attention).
+STUDY_RECIPES: dict[str, Recipe] = {
+    "cifake_cnn": Recipe(40, "sgd", 0.05, precision="bf16", why="tiny net: many cheap epochs"),
+    "vgg16": Recipe(12, "sgd", 0.01, precision="bf16", why="no batch norm: low LR, Kaiming init"),
+    "efficientnet_b0": Recipe(20, "adamw", 2e-3, weight_decay=0.05, why="AdamW suits depthwise nets from scratch"),
+    "efficientnetv2_b0": Recipe(20, "adamw", 2e-3, weight_decay=0.05, why="as EfficientNet-B0"),
+    "vit_p2": Recipe(8, "adamw", 1e-3, weight_decay=0.05, label_smoothing=0.1, why="slowest model: epochs cut to fit"),
+    "spot_resnet_s": Recipe(25, "sgd", 0.05, precision="bf16", label_smoothing=0.05, why="genspot candidate"),
+    "spot_resnet": Recipe(15, "sgd", 0.05, precision="bf16", label_smoothing=0.05, why="genspot candidate"),
+}
+# The full protocol has 9x the training images per epoch: fewer epochs.
+FULL_EPOCHS = {"cifake_cnn": 10, "vgg16": 4, "efficientnet_b0": 6, "efficientnetv2_b0": 6, "vit_p2": 2,
+               "spot_resnet_s": 8, "spot_resnet": 5}  # fmt: skip
+
+
+def recipe_for(model: str, protocol: str, epochs: int | None = None) -> Recipe:
+    base = STUDY_RECIPES.get(model, Recipe(10))
+    r = Recipe(**asdict(base))
+    if protocol == "full":
+        r.epochs = FULL_EPOCHS.get(model, max(2, base.epochs // 4))
+    if epochs is not None:
+        r.epochs = epochs
+    return r
+
+
+@dataclass
+class CompareConfig:
+    data: str
+    out: str
+    protocol: str = "study"
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    epochs: int | None = None  # overrides every recipe
+    seed: int = 0
+    device: str = "auto"
+    pretrained: dict[str, str] = field(default_factory=dict)  # model -> local weights file
+    command: str = ""
+    progress: bool = True
+
+
+def _row_name(model: str, cfg: CompareConfig) -> str:
+    return f"{model}+pretrained" if model in cfg.pretrained else model
+
+
+def _train_config(model: str, cfg: CompareConfig, run_dir: Path) -> TrainConfig:
+    r = recipe_for(model, cfg.protocol, cfg.epochs)
+    kwargs = dict(r.model_kwargs)
+    if model in cfg.pretrained and model == "vgg16":
+        kwargs["freeze_blocks"] = 4  # the study's transfer set-up: only block 5 and the head learn
+    return TrainConfig(
+        model=model, data=cfg.data, out=str(run_dir), epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
+        optimizer=r.optimizer, schedule=r.schedule, weight_decay=r.weight_decay, label_smoothing=r.label_smoothing,
+        augment=r.augment, seed=cfg.seed, protocol=cfg.protocol, device=cfg.device, precision=r.precision,
+        pretrained=cfg.pretrained.get(model), model_kwargs=kwargs, progress=cfg.progress,
+    )  # fmt: skip
+
+
+def _train_one(model: str, cfg: CompareConfig, run_dir: Path) -> dict[str, Any]:
+    """Train (or resume, or skip) one model and evaluate it; returns its result row."""
+    result_file = run_dir / "result.json"
+    if result_file.exists():
+        console.print(f"  {model}: finished earlier, not retrained")
+        return json.loads(result_file.read_text())
+    tcfg = _train_config(model, cfg, run_dir)
+    resume = (run_dir / "checkpoints" / "last.ckpt").exists()
+    if resume:
+        saved = load_run_config(run_dir)
+        saved.progress = cfg.progress
+        tcfg = saved
+        console.print(f"  {model}: resuming from its last finished epoch")
+    elif run_dir.exists():
+        shutil.rmtree(run_dir)  # killed before its first epoch ended: nothing worth keeping
+    summary = fit(tcfg, resume=resume)
+    ev = evaluate(run_dir, cfg.data, split="auto", progress=False)
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
+    r = recipe_for(model, cfg.protocol, cfg.epochs)
+    result = {
+        "model": model,
+        "row": _row_name(model, cfg),
+        "init": f"pretrained ({Path(cfg.pretrained[model]).name}), blocks 1-4 frozen" if model in cfg.pretrained else "from scratch",
+        "parameters": summary["parameters"],
+        "trainable_parameters": summary["trainable_parameters"],
+        "epochs_run": len(rows),
+        "median_epoch_seconds": statistics.median(x["epoch_seconds"] for x in rows),
+        "train_images_per_second": statistics.median(x["images_per_second"] for x in rows),
+        "best_val_accuracy": summary["best_val_accuracy"],
+        "best_epoch": summary["best_epoch"],
+        "test": {k: ev[k] for k in ("n", "accuracy", "accuracy_ci95", "precision", "recall", "f1", "roc_auc", "confusion_matrix")},
+        "test_split": ev["split"],
+        "inference_images_per_second": ev["images_per_second"],
+        "reported": REPORTED.get(model, {}),
+        "recipe": asdict(r) | {"precision": tcfg.precision, "model_kwargs": tcfg.model_kwargs},
+        "val_curve": [x["val_accuracy"] for x in rows],
+        "run_dir": str(run_dir),
+    }
+    result_file.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _probe_seconds_per_image(model: str, cfg: CompareConfig) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    from genspot.models import create_model
+
+    r = recipe_for(model, cfg.protocol, cfg.epochs)
+    m = create_model(model, **r.model_kwargs).train()
+    x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 2, (32,))
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=r.precision == "bf16"):
+            loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        times.append(time.perf_counter() - t)
+    return min(times) / 32
+
+
+def compare(cfg: CompareConfig) -> dict[str, Any]:
+    """Train and evaluate every model in turn; write results.json, results.md and the plots."""
+    out = Path(cfg.out)
+    unknown = [m for m in cfg.pretrained if m not in cfg.models]
+    if unknown:
+        raise GenspotError(f"--pretrained names models not being compared: {', '.join(unknown)}")
+    state = out / "compare.json"
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("command", "progress", "out")}
+    if state.exists():
+        before = json.loads(state.read_text())
+        if before != settings:
+            raise GenspotError(f"{out} holds a comparison with other settings; use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps(settings, indent=2) + "\n")
+    from genspot.models import model_entry
+
+    for m in cfg.models:
+        model_entry(m)  # fail on a typo before hours of training, not after
+    # Overall ETA: a 3-step probe of each model's speed gives relative costs; the ratio of
+    # actual to probed time so far scales what is left.
+    cost = {m: recipe_for(m, cfg.protocol, cfg.epochs).epochs * _probe_seconds_per_image(m, cfg) for m in cfg.models}
+    t0 = time.perf_counter()
+    results = []
+    for k, model in enumerate(cfg.models):
+        r = recipe_for(model, cfg.protocol, cfg.epochs)
+        spent = time.perf_counter() - t0
+        done_cost = sum(cost[m] for m in cfg.models[:k])
+        left_cost = sum(cost[m] for m in cfg.models[k:])
+        eta = f"; elapsed {spent / 60:.1f} min, ETA {spent / done_cost * left_cost / 60:.0f} min" if k and done_cost else ""
+        console.rule(f"[bold]compare {k + 1}/{len(cfg.models)}: {model}[/] ({r.epochs} epochs, {cfg.protocol} protocol{eta})")
+        results.append(_train_one(model, cfg, out / "models" / _row_name(model, cfg)))
+    summary = {
+        "command": cfg.command,
+        "protocol": cfg.protocol,
+        "seed": cfg.seed,
+        "data": cfg.data,
+        "wall_seconds_this_invocation": round(time.perf_counter() - t0, 1),
+        "models": results,
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from genspot.report.compare_report import write_compare_report
+
+    write_compare_report(summary, out)
+    return summary

@@ -1,0 +1,1 @@
+"""Human-readable outputs: Markdown tables and plots written beside the JSON results."""
