@@ -15,6 +15,10 @@ def _timm(arch: str, num_classes: int, stem_stride: int = 2, drop_rate: float = 
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, drop_rate=drop_rate, **kwargs)
     if stem_stride != 2:
         model.conv_stem.stride = (stem_stride, stem_stride)
+    # timm's TF-style init scales the classifier by 1/sqrt(num_classes): with 2 classes the
+    # initial logits are huge (loss ~3) and training from scratch wobbles for epochs.
+    nn.init.normal_(model.classifier.weight, std=0.01)
+    nn.init.zeros_(model.classifier.bias)
     return model
 
 
