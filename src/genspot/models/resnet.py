@@ -5,8 +5,7 @@ Design choices, and why:
   pixel-scale, and ImageNet stems (7x7 stride 2 + pool) throw them away first.
 - Downsampling by max pooling between stages (as in airbench), residual blocks of two
   3x3 convs with batch norm, GELU.
-- Global average + max pooling into one linear layer: CAM applies directly, and max
-  pooling keeps evidence from small regions.
+- Global average pooling into one linear layer, so CAM (Zhou et al. 2016) applies exactly.
 Stage maps at 32x32 input are 32, 16 and 8 pixels wide: every stage gives a usable CAM.
 """
 
@@ -56,15 +55,14 @@ class SpotResNet(nn.Module):
             layers += [Residual(widths[i + 1]) for _ in range(n)]
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * widths[-1], num_classes))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], num_classes))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.forward_features(x)
-        pooled = torch.cat([f.mean((2, 3)), f.amax((2, 3))], dim=1)
-        return self.head(pooled)
+        return self.head(self.pool(self.forward_features(x)))
 
 
 @register_model("spot_resnet", "genspot CIFAR-style ResNet, full-res stem (default candidate)", "genspot")
