@@ -229,6 +229,25 @@ def compare_cmd(
     out.print(f"results in {out_dir}/results.md and results.json")
 
 
+@app.command("explain")
+def explain_cmd(
+    paths: Annotated[list[str], typer.Argument(help="images, folders (recursive), zip archives or globs")],
+    model_dir: Annotated[Path, typer.Option("--model", help="model directory (model.safetensors + config.json)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for <name>_<method>.png and .npy")],
+    method: Annotated[str, typer.Option(help="cam | gradcam | gradcam++ | scorecam | layercam | eigencam | rollout")] = "gradcam",
+    target: Annotated[str, typer.Option(help="fake | real | predicted")] = "predicted",
+    layer: Annotated[Optional[str], typer.Option(help="target layer, dotted path (default: the model's documented layer)")] = None,
+    batch_size: Annotated[int, typer.Option()] = 64,
+) -> None:
+    """Heat maps over the pixels that decided each verdict."""
+    from genspot.explain.run import explain_paths
+
+    s = explain_paths(paths, model_dir, out_dir, method=method, target=target, layer=layer, batch_size=batch_size)
+    console.print(f"explained {s.written:,} images in {s.seconds:.1f} s into {out_dir}; {len(s.errors)} skipped", highlight=False)
+    if s.errors or not s.written:
+        raise typer.Exit(1)
+
+
 @app.command("quickstart")
 def quickstart(
     data: Annotated[Optional[Path], typer.Option(help="your CIFAKE zip or folder; omitted: a tiny generated set")] = None,

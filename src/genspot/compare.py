@@ -194,14 +194,18 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
     cost = {m: recipe_for(m, cfg.protocol, cfg.epochs).epochs * _probe_seconds_per_image(m, cfg) for m in cfg.models}
     t0 = time.perf_counter()
     results = []
+    trained_cost = 0.0  # probed cost of the models trained by this invocation
     for k, model in enumerate(cfg.models):
         r = recipe_for(model, cfg.protocol, cfg.epochs)
         spent = time.perf_counter() - t0
-        done_cost = sum(cost[m] for m in cfg.models[:k])
         left_cost = sum(cost[m] for m in cfg.models[k:])
-        eta = f"; elapsed {spent / 60:.1f} min, ETA {spent / done_cost * left_cost / 60:.0f} min" if k and done_cost else ""
+        eta = f"; elapsed {spent / 60:.1f} min, ETA {spent / trained_cost * left_cost / 60:.0f} min" if trained_cost else ""
         console.rule(f"[bold]compare {k + 1}/{len(cfg.models)}: {model}[/] ({r.epochs} epochs, {cfg.protocol} protocol{eta})")
-        results.append(_train_one(model, cfg, out / "models" / _row_name(model, cfg)))
+        run_dir = out / "models" / _row_name(model, cfg)
+        trained_here = not (run_dir / "result.json").exists()
+        results.append(_train_one(model, cfg, run_dir))
+        if trained_here:
+            trained_cost += cost[model]
     summary = {
         "command": cfg.command,
         "protocol": cfg.protocol,

@@ -52,8 +52,8 @@ class _Rate(TextColumn):
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int, unit: str = "it", enabled: bool = True) -> Iterator[_Bar]:
-    """A bar with count, rate and ETA; a no-op when disabled."""
+def progress_bar(description: str, total: int | None, unit: str = "it", enabled: bool = True) -> Iterator[_Bar]:
+    """A bar with count, rate and ETA (a running count when the total is unknown); a no-op when disabled."""
     if not enabled:
         yield _Bar(None, None)
         return

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from genspot.data.sources import LABELS, Source, open_source, reopen, spec_of
 from genspot.errors import GenspotError
@@ -52,6 +52,8 @@ def open_image(data: bytes) -> Image.Image:
             img = Image.open(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ValueError(f"image too large (over {MAX_PIXELS:,} pixels)") from None
+        except UnidentifiedImageError:
+            raise ValueError("not a recognised image format") from None
     if img.width * img.height > MAX_PIXELS:
         raise ValueError(f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS:,})")
     return img

@@ -1,0 +1,180 @@
+"""One entry point, `explain_batch`, over every explanation method.
+
+pytorch-grad-cam provides Grad-CAM, Grad-CAM++, Score-CAM, LayerCAM and EigenCAM (used as a
+context manager, so its hooks are released, with 2-logit ClassifierOutputTargets). CAM and
+attention rollout are implemented here. Every map comes back as float32 (B, H, W) at input
+resolution, ReLU'd and scaled to [0, 1] per image, as pytorch-grad-cam scales its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genspot.errors import GenspotError
+from genspot.explain.layers import MIN_MAP, default_target_layer, map_shape, resolve_layer
+
+METHODS = ("cam", "gradcam", "gradcam++", "scorecam", "layercam", "eigencam", "rollout")
+TARGETS = ("fake", "real", "predicted")
+
+
+def _grad_cam_class(method: str):
+    from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
+
+    return {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM, "layercam": LayerCAM, "eigencam": EigenCAM}[method]
+
+
+def scale_maps(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """ReLU, min-max per map, bilinear resize to (H, W), min-max again: pytorch-grad-cam's scaling."""
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    return scale_cam_image(scale_cam_image(np.maximum(cam, 0), (size[1], size[0]))).astype(np.float32)
+
+
+def cam_head(model: nn.Module, name: str) -> tuple[str, torch.Tensor]:
+    """(layer feeding the global pooling, linear weight) for CAM; an error where CAM does not apply."""
+    if name.startswith("spot_resnet"):
+        return "stages", model.head[-1].weight  # type: ignore[index]
+    if name == "vgg16":
+        return "features", model.head[-1].weight  # type: ignore[index]
+    if name in ("efficientnet_b0", "efficientnetv2_b0"):
+        return "bn2", model.classifier.weight  # type: ignore[union-attr]
+    raise GenspotError(
+        f"CAM needs global pooling followed by one linear layer, and {name} has none "
+        f"({'it flattens into dense layers' if name == 'cifake_cnn' else 'its head is not a plain linear layer over pooled maps'}); "
+        "use gradcam, gradcam++, scorecam, layercam or eigencam" + (" or rollout" if name == "vit_p2" else "")
+    )
+
+
+def _capture(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    feats: list[torch.Tensor] = []
+    h = layer.register_forward_hook(lambda _m, _i, o: feats.append(o.detach()))
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        h.remove()
+    return feats[0], logits
+
+
+def class_activation_map(model: nn.Module, name: str, x: torch.Tensor, target_idx: torch.Tensor) -> np.ndarray:
+    """CAM (Zhou et al. 2016): the target class's linear weights over the pooled feature maps."""
+    path, weight = cam_head(model, name)
+    feats, _ = _capture(model, resolve_layer(model, path), x)
+    if min(feats.shape[-2:]) < MIN_MAP:
+        raise GenspotError(
+            f"{name}'s last feature map is {feats.shape[-2]}x{feats.shape[-1]} at {x.shape[-1]}x{x.shape[-1]} input, "
+            "so its CAM is constant; use gradcam (its default layer keeps a 4x4 map)"
+        )
+    w = weight.detach()[target_idx]  # (B, C)
+    cam = torch.einsum("bc,bchw->bhw", w.float(), feats.float()).cpu().numpy()
+    return scale_maps(cam, tuple(x.shape[-2:]))
+
+
+def attention_rollout(model: nn.Module, x: torch.Tensor, discard_ratio: float = 0.0) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema 2020) for a timm ViT without a class token.
+
+    Per block: heads averaged, identity added for the residual path, rows renormalised; the
+    product over blocks says how much each input token feeds each output token. The head
+    averages all output tokens, so a token's relevance is its mean column value.
+    Rollout is class-agnostic: the target is ignored.
+    """
+    blocks = getattr(model, "blocks", None)
+    if blocks is None or getattr(model, "num_prefix_tokens", 1) != 0:
+        raise GenspotError("rollout applies to the ViT (vit_p2) only")
+    attns: list[torch.Tensor] = []
+    hooks, saved = [], []
+    for blk in blocks:
+        saved.append(getattr(blk.attn, "fused_attn", False))
+        blk.attn.fused_attn = False  # the fused kernel never materialises the attention matrix
+        hooks.append(blk.attn.attn_drop.register_forward_hook(lambda _m, _i, o: attns.append(o.detach())))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        for blk, f in zip(blocks, saved):
+            blk.attn.fused_attn = f
+    n = attns[0].shape[-1]
+    eye = torch.eye(n, device=x.device)
+    rollout = eye.expand(x.shape[0], n, n)
+    for a in attns:
+        a = a.float().mean(1)
+        if discard_ratio > 0:
+            flat = a.flatten(1)
+            k = int(flat.shape[1] * discard_ratio)
+            idx = flat.topk(k, dim=1, largest=False).indices
+            flat.scatter_(1, idx, 0)
+            a = flat.view_as(a)
+        a = a + eye
+        a = a / a.sum(-1, keepdim=True)
+        rollout = a @ rollout
+    relevance = rollout.mean(1)  # (B, N)
+    side = int(round(n**0.5))
+    return scale_maps(relevance.view(-1, side, side).cpu().numpy(), tuple(x.shape[-2:]))
+
+
+def target_indices(logits: torch.Tensor, target: str, positive: int = 1) -> torch.Tensor:
+    if target not in TARGETS:
+        raise GenspotError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target == "predicted":
+        return logits.argmax(1)
+    idx = positive if target == "fake" else 1 - positive
+    return torch.full((logits.shape[0],), idx, dtype=torch.int64, device=logits.device)
+
+
+def explain_batch(
+    model: nn.Module,
+    config: dict[str, Any],
+    x: torch.Tensor,
+    method: str = "gradcam",
+    target: str = "predicted",
+    layer: str | None = None,
+) -> dict[str, Any]:
+    """Heat maps for a normalised batch: {'maps' (B, H, W) in [0, 1], 'p_fake', 'target', 'layer'}."""
+    if method not in METHODS:
+        raise GenspotError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    name = config["model"]
+    positive = config.get("class_names", ["REAL", "FAKE"]).index(config.get("positive_class", "FAKE"))
+    model.eval()
+    with torch.no_grad():
+        logits = model(x).float()
+    p_fake = torch.softmax(logits / float(config.get("temperature", 1.0)), 1)[:, positive]
+    t_idx = target_indices(logits, target, positive)
+    used_layer = None
+    if method == "cam":
+        maps = class_activation_map(model, name, x, t_idx)
+        used_layer = cam_head(model, name)[0]
+    elif method == "rollout":
+        if name != "vit_p2":
+            raise GenspotError(f"rollout explains attention and applies to vit_p2 only, not {name}; use gradcam")
+        maps = attention_rollout(model, x)
+        used_layer = "blocks.*.attn"
+    else:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        default_path, reshape = default_target_layer(model, name, x.shape[-1])
+        used_layer = layer or default_path
+        target_layer = resolve_layer(model, used_layer)
+        shape = map_shape(model, target_layer, x.shape[-1], reshape)
+        if len(shape) != 4:
+            raise GenspotError(f"layer {used_layer!r} gives {len(shape)}-d output; choose a layer with a spatial map")
+        if min(shape[-2:]) < MIN_MAP:
+            raise GenspotError(f"layer {used_layer!r} has a {shape[-2]}x{shape[-1]} map: a CAM there is nearly constant")
+        cls = _grad_cam_class(method)
+        targets = [ClassifierOutputTarget(int(i)) for i in t_idx.tolist()]
+        with cls(model=model, target_layers=[target_layer], reshape_transform=reshape) as cam:
+            maps = cam(input_tensor=x, targets=targets).astype(np.float32)
+    return {"maps": maps, "p_fake": p_fake.cpu().numpy(), "target": t_idx.cpu().numpy(), "layer": used_layer}
+
+
+def vit_token_reshape() -> Callable:
+    from genspot.explain.layers import vit_reshape
+
+    return vit_reshape

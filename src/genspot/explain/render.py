@@ -1,0 +1,47 @@
+"""Pictures a person can read: original, heat map and overlay side by side, with the verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+_SCALE = 8  # 32 px -> 256 px panels, nearest-neighbour so pixels stay visible
+
+
+def colorize(heat: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """[0, 1] float map -> uint8 RGB with a matplotlib colour map."""
+    from matplotlib import colormaps
+
+    lut = (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+    return lut[np.clip((heat * 255).round(), 0, 255).astype(np.uint8)]
+
+
+def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    return (rgb.astype(np.float32) * (1 - alpha) + colorize(heat).astype(np.float32) * alpha).round().astype(np.uint8)
+
+
+def explanation_panel(rgb: np.ndarray, heat: np.ndarray, caption: str, scale: int = _SCALE) -> Image.Image:
+    """(H, W, 3) uint8 image and (H, W) map -> one PNG-ready picture with a caption underneath."""
+    h, w = heat.shape
+    up = lambda a: Image.fromarray(a).resize((w * scale, h * scale), Image.Resampling.NEAREST)  # noqa: E731
+    panels = [up(rgb), up(colorize(heat)), up(overlay(rgb, heat))]
+    pad, cap_h = 6, 22
+    canvas = Image.new("RGB", (3 * w * scale + 4 * pad, h * scale + 2 * pad + cap_h), "white")
+    for i, p in enumerate(panels):
+        canvas.paste(p, (pad + i * (w * scale + pad), pad))
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=14)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    draw.text((pad, h * scale + pad + 3), caption, fill="black", font=font)
+    return canvas
+
+
+def safe_stem(name: str) -> str:
+    """A file-name-safe stem for an input name (paths and zip members flattened)."""
+    stem = name.replace(":", "__").replace("/", "__").replace("\\", "__")
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem).strip("._") or "image"
+    return str(Path(stem).with_suffix("")) if Path(stem).suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"} else stem
