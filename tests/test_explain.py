@@ -136,3 +136,48 @@ def test_explain_cli_writes_png_and_npy_and_skips_bad_input(trained_toy, toy_zip
 
 def test_methods_list():
     assert set(METHODS) == {"cam", "gradcam", "gradcam++", "scorecam", "layercam", "eigencam", "rollout"}
+
+
+def test_spearman_and_deletion_insertion_basics():
+    from genspot.explain.faithfulness import deletion_insertion, spearman_rows
+
+    a = np.arange(20, dtype=float).reshape(2, 10)
+    assert np.allclose(spearman_rows(a, a), 1.0) and np.allclose(spearman_rows(a, -a), -1.0)
+
+    class PixelModel(torch.nn.Module):
+        """FAKE score driven only by pixel (0, 0): deleting it first must drop the score at once."""
+
+        def forward(self, x):
+            v = x[:, 0, 0, 0] * 10
+            return torch.stack([-v, v], 1)
+
+    x = torch.zeros(2, 3, 8, 8)
+    x[:, :, 0, 0] = 1.0
+    good = np.zeros((2, 8, 8), np.float32)
+    good[:, 0, 0] = 1.0
+    bad = np.ones((2, 8, 8), np.float32)
+    bad[:, 0, 0] = 0.0
+    t = torch.ones(2, dtype=torch.int64)
+    d_good, i_good = deletion_insertion(PixelModel(), x, good, t)
+    d_bad, i_bad = deletion_insertion(PixelModel(), x, bad, t)
+    assert (d_good < d_bad).all() and (i_good > i_bad).all()
+
+
+def test_explain_eval_writes_tables_and_grid(trained_toy, toy_zip_with_test, tmp_path):
+    import json
+
+    from genspot.explain.faithfulness import evaluate_faithfulness
+
+    r = evaluate_faithfulness(trained_toy, toy_zip_with_test, tmp_path / "f", n=24, batch_size=12, progress=False)
+    assert r["n"] == 24 and set(r["methods"]) == {"cam", "gradcam", "gradcam++", "scorecam", "layercam", "eigencam", "random"}
+    for m, v in r["methods"].items():
+        assert v["deletion_auc"] is not None and v["road_combined"] is not None
+        assert (v["randomization_spearman"] is None) == (m == "random")
+    saved = json.loads((tmp_path / "f" / "faithfulness.json").read_text())
+    assert saved["methods"].keys() == r["methods"].keys()
+    md = (tmp_path / "f" / "faithfulness.md").read_text()
+    assert "| gradcam++ |" in md and "grid.png" in md
+    from PIL import Image
+
+    grid = Image.open(tmp_path / "f" / "grid.png")
+    assert grid.height >= 16 * 64 and grid.width >= 7 * 64

@@ -248,6 +248,30 @@ def explain_cmd(
         raise typer.Exit(1)
 
 
+@app.command("explain-eval")
+def explain_eval_cmd(
+    model_dir: Annotated[Path, typer.Option("--model", help="model directory")],
+    data: Annotated[Path, typer.Option(help="zip archive or folder (its held-out part is sampled)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for faithfulness.json / .md and grid.png")],
+    n: Annotated[int, typer.Option(help="images in the seeded sample")] = 1000,
+    methods: Annotated[Optional[str], typer.Option(help="comma-separated (default: every method that applies)")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    road: Annotated[bool, typer.Option(help="ROAD (noisy linear imputation; the slowest metric)")] = True,
+) -> None:
+    """Score each explanation method's faithfulness: ROAD, deletion/insertion, model randomisation."""
+    import shlex
+
+    from genspot.explain.faithfulness import best_method, evaluate_faithfulness, faithfulness_markdown
+
+    names = [m for m in methods.split(",") if m] if methods else None
+    r = evaluate_faithfulness(model_dir, data, out_dir, n=n, methods=names, seed=seed, road=road)
+    command = "genspot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    (out_dir / "faithfulness.md").write_text(faithfulness_markdown(r, command))
+    out.print((out_dir / "faithfulness.md").read_text().split("![")[0])
+    metric = "road_combined" if road else "insertion_auc"
+    out.print(f"most faithful by {metric}: [bold]{best_method(r, metric)}[/]")
+
+
 @app.command("quickstart")
 def quickstart(
     data: Annotated[Optional[Path], typer.Option(help="your CIFAKE zip or folder; omitted: a tiny generated set")] = None,
