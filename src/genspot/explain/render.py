@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +11,24 @@ from PIL import Image, ImageDraw, ImageFont
 _SCALE = 8  # 32 px -> 256 px panels, nearest-neighbour so pixels stay visible
 
 
-def colorize(heat: np.ndarray, cmap: str = "jet") -> np.ndarray:
-    """[0, 1] float map -> uint8 RGB with a matplotlib colour map."""
+@lru_cache(maxsize=8)
+def _lut(cmap: str) -> np.ndarray:
     from matplotlib import colormaps
 
-    lut = (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
-    return lut[np.clip((heat * 255).round(), 0, 255).astype(np.uint8)]
+    return (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=1)
+def _font():
+    try:
+        return ImageFont.load_default(size=14)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def colorize(heat: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """[0, 1] float map -> uint8 RGB with a matplotlib colour map."""
+    return _lut(cmap)[np.clip((heat * 255).round(), 0, 255).astype(np.uint8)]
 
 
 def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -31,13 +44,13 @@ def explanation_panel(rgb: np.ndarray, heat: np.ndarray, caption: str, scale: in
     canvas = Image.new("RGB", (3 * w * scale + 4 * pad, h * scale + 2 * pad + cap_h), "white")
     for i, p in enumerate(panels):
         canvas.paste(p, (pad + i * (w * scale + pad), pad))
-    draw = ImageDraw.Draw(canvas)
-    try:
-        font = ImageFont.load_default(size=14)
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
-    draw.text((pad, h * scale + pad + 3), caption, fill="black", font=font)
+    ImageDraw.Draw(canvas).text((pad, h * scale + pad + 3), caption, fill="black", font=_font())
     return canvas
+
+
+def save_png(img: Image.Image, path: Path) -> None:
+    # Fast zlib level: these are previews, and level 6 costs 3x the time for ~15% smaller files.
+    img.save(path, compress_level=1)
 
 
 def safe_stem(name: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from genspot.data.batches import normalize
 from genspot.data.decode import decode_bytes
 from genspot.data.inputs import iter_inputs
 from genspot.explain.methods import explain_batch
-from genspot.explain.render import explanation_panel, safe_stem
+from genspot.explain.render import explanation_panel, safe_stem, save_png
 from genspot.models.io import load_model_dir
 from genspot.progress import progress_bar, warn
 
@@ -55,6 +56,10 @@ def _batches(paths: list[str], size: int, batch_size: int, summary: ExplainSumma
         yield names, np.stack(arrays)
 
 
+def _write_panel(chw: np.ndarray, heat: np.ndarray, caption: str, path: Path) -> None:
+    save_png(explanation_panel(chw.transpose(1, 2, 0), heat, caption), path)
+
+
 def explain_paths(
     paths: list[str],
     model_dir: str | Path,
@@ -74,7 +79,11 @@ def explain_paths(
     summary = ExplainSummary()
     used: dict[str, int] = {}
     t0 = time.perf_counter()
-    with progress_bar(f"explaining ({method})", total=None, unit="img", enabled=progress) as bar:
+    # PNG encoding releases the GIL: a writer thread overlaps it with the next batch's maps.
+    # At most one batch is in flight, so memory stays flat.
+    writer = ThreadPoolExecutor(max_workers=2)
+    pending: list = []
+    with writer, progress_bar(f"explaining ({method})", total=None, unit="img", enabled=progress) as bar:
         for names, arr in _batches(paths, size, batch_size, summary):
             x_u8 = torch.from_numpy(arr)
             x = normalize(x_u8, cfg["mean"], cfg["std"])
@@ -93,9 +102,14 @@ def explain_paths(
                 tgt = cfg["class_names"][int(r["target"][i])]
                 if write_png:
                     caption = f"{verdict}  p(fake)={p:.3f}   {method} for {tgt}   layer {r['layer']}"
-                    explanation_panel(arr[i].transpose(1, 2, 0), heat, caption).save(out / f"{stem}_{method}.png")
+                    pending.append(writer.submit(_write_panel, arr[i], heat, caption, out / f"{stem}_{method}.png"))
                 summary.rows.append({"path": name, "label": verdict, "p_fake": p, "target": tgt, "file": f"{stem}_{method}"})
+            for f in pending[: -len(names)] if len(pending) > len(names) else []:
+                f.result()
+            pending = pending[-len(names) :]
             summary.written += len(names)
             bar.advance(len(names))
+        for f in pending:
+            f.result()
     summary.seconds = time.perf_counter() - t0
     return summary
