@@ -53,7 +53,7 @@ def main() -> None:
     names = args.models.split(",") if args.models else list_models()
     precs = args.precisions.split(",")
     print(f"cores: {os.cpu_count()}  threads: {torch.get_num_threads()}  batch: {args.batch_size}  torch {torch.__version__}")
-    print(f"| model | parameters | " + " | ".join(f"train img/s ({p})" for p in precs) + " |")
+    print("| model | parameters | " + " | ".join(f"train img/s ({p})" for p in precs) + " |")
     print("|---|---:|" + "---:|" * len(precs))
     for name in names:
         total, _ = count_parameters(create_model(name))

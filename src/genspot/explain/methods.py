@@ -8,12 +8,10 @@ resolution, ReLU'd and scaled to [0, 1] per image, as pytorch-grad-cam scales it
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genspot.errors import GenspotError
@@ -173,8 +171,3 @@ def explain_batch(
             maps = cam(input_tensor=x, targets=targets).astype(np.float32)
     return {"maps": maps, "p_fake": p_fake.cpu().numpy(), "target": t_idx.cpu().numpy(), "layer": used_layer}
 
-
-def vit_token_reshape() -> Callable:
-    from genspot.explain.layers import vit_reshape
-
-    return vit_reshape
