@@ -75,3 +75,23 @@ def test_killed_compare_resumes(toy_zip, tmp_path):
     assert (out / "models" / MODELS[0] / "metrics.jsonl").read_text() == first_metrics
     assert [json.loads(l)["epoch"] for l in (second / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
     _check_results(out, MODELS)
+
+
+def test_pretrained_vgg16_adds_the_studys_frozen_row(toy_zip, tmp_path):
+    from safetensors.torch import save_file
+
+    from genspot.models import create_model
+
+    weights = tmp_path / "vgg16-imagenet.safetensors"
+    save_file(create_model("vgg16").state_dict(), str(weights))
+    cfg = CompareConfig(data=str(toy_zip), out=str(tmp_path / "c"), models=["vgg16"], epochs=1, progress=False,
+                        device="cpu", pretrained={"vgg16": str(weights)})  # fmt: skip
+    summary = compare(cfg)
+    rows = {r["row"]: r for r in summary["models"]}
+    assert set(rows) == {"vgg16", "vgg16+pretrained"}
+    assert rows["vgg16"]["init"] == "from scratch"
+    assert rows["vgg16+pretrained"]["init"] == "pretrained (vgg16-imagenet.safetensors), blocks 1-4 frozen"
+    assert rows["vgg16+pretrained"]["trainable_parameters"] == 3 * (512 * 512 * 9 + 512) + 1026
+    assert rows["vgg16"]["trainable_parameters"] == 14_715_714
+    with pytest.raises(GenspotError, match="not being compared"):
+        compare(CompareConfig(data=str(toy_zip), out=str(tmp_path / "d"), models=["cifake_cnn"], pretrained={"vgg16": str(weights)}))

@@ -93,30 +93,43 @@ class CompareConfig:
     progress: bool = True
 
 
-def _row_name(model: str, cfg: CompareConfig) -> str:
-    return f"{model}+pretrained" if model in cfg.pretrained else model
+def _rows(cfg: CompareConfig) -> list[tuple[str, str, str | None]]:
+    """(row name, model, pretrained file): every model from scratch, plus a second row for
+    each model given pretrained weights."""
+    rows: list[tuple[str, str, str | None]] = []
+    for m in cfg.models:
+        rows.append((m, m, None))
+        if m in cfg.pretrained:
+            rows.append((f"{m}+pretrained", m, cfg.pretrained[m]))
+    return rows
 
 
-def _train_config(model: str, cfg: CompareConfig, run_dir: Path) -> TrainConfig:
+def _train_config(model: str, cfg: CompareConfig, run_dir: Path, pretrained: str | None) -> TrainConfig:
     r = recipe_for(model, cfg.protocol, cfg.epochs)
     kwargs = dict(r.model_kwargs)
-    if model in cfg.pretrained and model == "vgg16":
+    if pretrained and model == "vgg16":
         kwargs["freeze_blocks"] = 4  # the study's transfer set-up: only block 5 and the head learn
     return TrainConfig(
         model=model, data=cfg.data, out=str(run_dir), epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
         optimizer=r.optimizer, schedule=r.schedule, weight_decay=r.weight_decay, label_smoothing=r.label_smoothing,
         augment=r.augment, seed=cfg.seed, protocol=cfg.protocol, device=cfg.device, precision=r.precision,
-        pretrained=cfg.pretrained.get(model), model_kwargs=kwargs, progress=cfg.progress,
+        pretrained=pretrained, model_kwargs=kwargs, progress=cfg.progress,
     )  # fmt: skip
 
 
-def _train_one(model: str, cfg: CompareConfig, run_dir: Path) -> dict[str, Any]:
+def _init_text(model: str, pretrained: str | None) -> str:
+    if not pretrained:
+        return "from scratch"
+    return f"pretrained ({Path(pretrained).name})" + (", blocks 1-4 frozen" if model == "vgg16" else "")
+
+
+def _train_one(row: str, model: str, pretrained: str | None, cfg: CompareConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume, or skip) one model and evaluate it; returns its result row."""
     result_file = run_dir / "result.json"
     if result_file.exists():
         console.print(f"  {model}: finished earlier, not retrained")
         return json.loads(result_file.read_text())
-    tcfg = _train_config(model, cfg, run_dir)
+    tcfg = _train_config(model, cfg, run_dir, pretrained)
     resume = (run_dir / "checkpoints" / "last.ckpt").exists()
     if resume:
         saved = load_run_config(run_dir)
@@ -131,8 +144,8 @@ def _train_one(model: str, cfg: CompareConfig, run_dir: Path) -> dict[str, Any]:
     r = recipe_for(model, cfg.protocol, cfg.epochs)
     result = {
         "model": model,
-        "row": _row_name(model, cfg),
-        "init": f"pretrained ({Path(cfg.pretrained[model]).name}), blocks 1-4 frozen" if model in cfg.pretrained else "from scratch",
+        "row": row,
+        "init": _init_text(model, pretrained),
         "parameters": summary["parameters"],
         "trainable_parameters": summary["trainable_parameters"],
         "epochs_run": len(rows),
@@ -191,19 +204,20 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
         model_entry(m)  # fail on a typo before hours of training, not after
     # Overall ETA: a 3-step probe of each model's speed gives relative costs; the ratio of
     # actual to probed time so far scales what is left.
+    rows = _rows(cfg)
     cost = {m: recipe_for(m, cfg.protocol, cfg.epochs).epochs * _probe_seconds_per_image(m, cfg) for m in cfg.models}
     t0 = time.perf_counter()
     results = []
-    trained_cost = 0.0  # probed cost of the models trained by this invocation
-    for k, model in enumerate(cfg.models):
+    trained_cost = 0.0  # probed cost of the rows trained by this invocation
+    for k, (row, model, pretrained) in enumerate(rows):
         r = recipe_for(model, cfg.protocol, cfg.epochs)
         spent = time.perf_counter() - t0
-        left_cost = sum(cost[m] for m in cfg.models[k:])
+        left_cost = sum(cost[m] for _, m, _ in rows[k:])
         eta = f"; elapsed {spent / 60:.1f} min, ETA {spent / trained_cost * left_cost / 60:.0f} min" if trained_cost else ""
-        console.rule(f"[bold]compare {k + 1}/{len(cfg.models)}: {model}[/] ({r.epochs} epochs, {cfg.protocol} protocol{eta})")
-        run_dir = out / "models" / _row_name(model, cfg)
+        console.rule(f"[bold]compare {k + 1}/{len(rows)}: {row}[/] ({r.epochs} epochs, {cfg.protocol} protocol{eta})")
+        run_dir = out / "models" / row
         trained_here = not (run_dir / "result.json").exists()
-        results.append(_train_one(model, cfg, run_dir))
+        results.append(_train_one(row, model, pretrained, cfg, run_dir))
         if trained_here:
             trained_cost += cost[model]
     summary = {

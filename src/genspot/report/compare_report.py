@@ -10,6 +10,16 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
+def _versus(acc: float, lo: float, reported: dict[str, float]) -> str:
+    """Difference to the reported figure, and whether the whole interval lies above it."""
+    ref = reported.get("study", reported.get("paper"))
+    if ref is None:
+        return "-"
+    diff = 100 * (acc - ref)
+    verdict = "above, interval clear" if lo > ref else "above" if acc > ref else "below"
+    return f"{diff:+.2f} pt ({verdict})"
+
+
 def results_markdown(summary: dict[str, Any]) -> str:
     rows = summary["models"]
     lines = [
@@ -22,8 +32,9 @@ def results_markdown(summary: dict[str, Any]) -> str:
         f"Data: `{summary['data']}`; seed {summary['seed']}; test split: {rows[0]['test_split'] if rows else '-'}.",
         "Accuracy intervals are 95% percentile bootstrap intervals (1,000 resamples).",
         "",
-        "| model | init | params | trainable | s/epoch | train img/s | epochs | best val acc | test acc [95% CI] | F1 | ROC-AUC | infer img/s | study | paper |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| model | init | params | trainable | s/epoch | train img/s | epochs | best val acc | test acc [95% CI] "
+        "| F1 | ROC-AUC | infer img/s | study | paper | vs reported |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         t = r["test"]
@@ -33,7 +44,8 @@ def results_markdown(summary: dict[str, Any]) -> str:
             f"| {r['row']} | {r['init']} | {r['parameters']:,} | {r['trainable_parameters']:,} | "
             f"{r['median_epoch_seconds']:.1f} | {r['train_images_per_second']:,.0f} | {r['epochs_run']} | "
             f"{_pct(r['best_val_accuracy'])} | **{_pct(t['accuracy'])}** [{_pct(lo)}, {_pct(hi)}] | {t['f1']:.4f} | {auc} | "
-            f"{r['inference_images_per_second']:,.0f} | {_pct(r['reported'].get('study'))} | {_pct(r['reported'].get('paper'))} |"
+            f"{r['inference_images_per_second']:,.0f} | {_pct(r['reported'].get('study'))} | {_pct(r['reported'].get('paper'))} | "
+            f"{_versus(t['accuracy'], lo, r['reported'])} |"
         )
     lines += [
         "",
