@@ -272,6 +272,70 @@ def explain_eval_cmd(
     out.print(f"most faithful by {metric}: [bold]{best_method(r, metric)}[/]")
 
 
+@app.command("predict")
+def predict_cmd(
+    paths: Annotated[list[str], typer.Argument(help="images, folders (recursive), zip archives or globs")],
+    model_dir: Annotated[Path, typer.Option("--model", help="model directory (model.safetensors + config.json)")],
+    fmt: Annotated[str, typer.Option("--format", help="table | json | jsonl | csv")] = "table",
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="write the results to this file")] = None,
+    mode: Annotated[str, typer.Option(help="resize (whole image to 32x32) | tiles (32x32 tiles at native resolution)")] = "resize",
+    explain: Annotated[Optional[str], typer.Option(help="also write a heat map per image with this method (needs --heatmaps)")] = None,
+    heatmaps: Annotated[Optional[Path], typer.Option(help="folder for heat maps (tile maps in tiles mode)")] = None,
+    batch_size: Annotated[int, typer.Option()] = 256,
+) -> None:
+    """Is each image AI-generated? One row per image: path, label, p_fake, model, error."""
+    from genspot.explain.render import explanation_panel, safe_stem, save_png
+    from genspot.predict import Detector, tile_heatmap, write_rows
+    from genspot.progress import progress_bar
+
+    if fmt not in ("table", "json", "jsonl", "csv"):
+        raise GenspotError(f"unknown format {fmt!r}; choose table, json, jsonl or csv")
+    if explain and not heatmaps:
+        raise GenspotError("--explain needs --heatmaps DIR to write the heat maps into")
+    if explain and mode == "tiles":
+        raise GenspotError("--explain works with --mode resize; in tiles mode --heatmaps writes the tile map")
+    det = Detector.load(model_dir)
+    if heatmaps:
+        heatmaps.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with progress_bar("scoring", total=None, unit="img", enabled=fmt == "table" or out_file is not None) as bar:
+        for pred in det.predict_paths(paths, mode=mode, batch_size=batch_size, keep_images=heatmaps is not None):
+            if heatmaps and pred.error is None and pred.image is not None:
+                stem = safe_stem(pred.path)
+                if mode == "tiles":
+                    save_png(tile_heatmap(pred.image, pred.tile_grid), heatmaps / f"{stem}_tiles.png")
+                elif explain:
+                    e = det.explain(pred.image, method=explain)
+                    cap = f"{e['label']}  p(fake)={e['p_fake']:.3f}   {explain} for {e['target']}"
+                    save_png(explanation_panel(e["image"], e["map"], cap), heatmaps / f"{stem}_{explain}.png")
+                pred.image = None
+            rows.append(pred)
+            bar.advance(1)
+    n_err = sum(r.error is not None for r in rows)
+    n_fake = sum(r.label == "FAKE" for r in rows)
+    summary = f"{len(rows):,} images: {n_fake:,} FAKE, {len(rows) - n_fake - n_err:,} REAL, {n_err:,} errors"
+    if fmt == "table":
+        t = Table(title=f"genspot predict ({det.name}, {mode})")
+        for col in ("path", "label", "p_fake", "error"):
+            t.add_column(col, justify="right" if col == "p_fake" else "left", overflow="fold")
+        for r in rows:
+            style = "red" if r.label == "FAKE" else "green" if r.label == "REAL" else "yellow"
+            t.add_row(r.path, f"[{style}]{r.label or '-'}[/]", "-" if r.p_fake is None else f"{r.p_fake:.4f}", r.error or "")
+        target = Console(file=out_file.open("w"), width=200) if out_file else out
+        target.print(t)
+        target.print(summary)
+    else:
+        if out_file:
+            with out_file.open("w", newline="") as f:
+                write_rows(rows, fmt, f)
+        else:
+            write_rows(rows, fmt, sys.stdout)
+    if fmt != "table" or out_file:
+        console.print(summary, highlight=False)  # stderr: stdout holds only the results
+    if n_err:
+        raise typer.Exit(1)
+
+
 @app.command("quickstart")
 def quickstart(
     data: Annotated[Optional[Path], typer.Option(help="your CIFAKE zip or folder; omitted: a tiny generated set")] = None,

@@ -82,7 +82,7 @@ def to_array(img: Image.Image, size: int) -> np.ndarray:
     """RGB image -> uint8 (3, size, size); other sizes are resized with antialiasing."""
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))  # a writable copy
 
 
 def decode_bytes(data: bytes, size: int) -> tuple[np.ndarray, tuple[int, int]]:
