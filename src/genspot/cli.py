@@ -336,6 +336,20 @@ def predict_cmd(
         raise typer.Exit(1)
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="model directory; its config.json gets the temperature")],
+    data: Annotated[Path, typer.Option(help="the model's training archive (its validation split is used)")],
+    split: Annotated[str, typer.Option(help="val (default) | test | all")] = "val",
+) -> None:
+    """Fit temperature scaling on validation so that p_fake is a calibrated probability."""
+    from genspot.calibrate import calibrate
+
+    r = calibrate(model_dir, data, split=split)
+    out.print(f"temperature {r['temperature']:.3f} on {r['split']} (n={r['n']:,}): ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f}, "
+              f"NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}")  # fmt: skip
+
+
 @app.command("quickstart")
 def quickstart(
     data: Annotated[Optional[Path], typer.Option(help="your CIFAKE zip or folder; omitted: a tiny generated set")] = None,
