@@ -14,37 +14,15 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-
-def raw_throughput(name: str, batch: int, precision: str, steps: int, channels_last: bool = True) -> float:
-    from genspot.models import create_model
-
-    torch.manual_seed(0)
-    m = create_model(name).train()
-    if channels_last:
-        m = m.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    x = torch.randn(batch, 3, 32, 32)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 2, (batch,))
-    times = []
-    for i in range(steps + 3):
-        t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = F.cross_entropy(m(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i >= 3:
-            times.append(time.perf_counter() - t)
-    return batch * len(times) / sum(times)
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_models import step_rate  # noqa: E402  (the raw step: forward + backward + SGD step)
 
 
 def loop_throughput(name: str, data: Path, out: Path, batch: int, precision: str) -> float:
@@ -71,10 +49,9 @@ def main() -> None:
         print(f"cores: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  precision: {args.precision}  batch: {args.batch_size}")
         for name in args.models.split(","):
             # The machine is noisy: raw runs before and after the loop, medians of each.
-            steps = max(20, int(args.n * 0.95 / args.batch_size))
-            raws = [raw_throughput(name, args.batch_size, args.precision, steps)]
+            raws = [step_rate(name, args.batch_size, args.precision, 6.0)]
             loop = loop_throughput(name, data, Path(d) / name, args.batch_size, args.precision)
-            raws += [raw_throughput(name, args.batch_size, args.precision, steps) for _ in range(2)]
+            raws += [step_rate(name, args.batch_size, args.precision, 6.0) for _ in range(2)]
             raw = statistics.median(raws)
             print(f"{name:16s} raw step {raw:8,.0f} img/s   genspot loop {loop:8,.0f} img/s   loop/raw {loop / raw:.2f}")
 
