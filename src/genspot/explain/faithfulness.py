@@ -39,7 +39,7 @@ STEPS = 16
 ROAD_PERCENTILES = (20, 40, 60, 80)
 # Higher or lower is better, for the table.
 DIRECTION = {"road_combined": "higher", "road_morf": "lower", "road_lerf": "higher", "deletion_auc": "lower",
-             "insertion_auc": "higher", "randomization_spearman": "lower |rho|"}  # fmt: skip
+             "insertion_auc": "higher", "randomization_spearman": "near 0"}  # fmt: skip
 
 
 def applicable_methods(name: str) -> list[str]:
