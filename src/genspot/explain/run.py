@@ -82,7 +82,7 @@ def explain_paths(
     # PNG encoding releases the GIL: a writer thread overlaps it with the next batch's maps.
     # At most one batch is in flight, so memory stays flat.
     writer = ThreadPoolExecutor(max_workers=2)
-    pending: list = []
+    previous: list = []  # PNG writes of the batch before this one
     with writer, progress_bar(f"explaining ({method})", total=None, unit="img", enabled=progress) as bar:
         for names, arr in _batches(paths, size, batch_size, summary):
             x_u8 = torch.from_numpy(arr)
@@ -90,6 +90,7 @@ def explain_paths(
             quiet = contextlib.redirect_stderr(io.StringIO()) if method == "scorecam" else contextlib.nullcontext()
             with quiet:  # Score-CAM draws a tqdm bar per image
                 r = explain_batch(model, cfg, x, method=method, target=target, layer=layer)
+            current = []
             for i, (name, rel) in enumerate(names):
                 stem = safe_stem(rel or name)
                 used[stem] = used.get(stem, 0) + 1
@@ -102,14 +103,14 @@ def explain_paths(
                 tgt = cfg["class_names"][int(r["target"][i])]
                 if write_png:
                     caption = f"{verdict}  p(fake)={p:.3f}   {method} for {tgt}   layer {r['layer']}"
-                    pending.append(writer.submit(_write_panel, arr[i], heat, caption, out / f"{stem}_{method}.png"))
+                    current.append(writer.submit(_write_panel, arr[i], heat, caption, out / f"{stem}_{method}.png"))
                 summary.rows.append({"path": name, "label": verdict, "p_fake": p, "target": tgt, "file": f"{stem}_{method}"})
-            for f in pending[: -len(names)] if len(pending) > len(names) else []:
+            for f in previous:  # bound the queue to one batch (and surface write errors)
                 f.result()
-            pending = pending[-len(names) :]
+            previous = current
             summary.written += len(names)
             bar.advance(len(names))
-        for f in pending:
+        for f in previous:
             f.result()
     summary.seconds = time.perf_counter() - t0
     return summary
