@@ -52,3 +52,22 @@ def rng():
 
 
 __all__ = ["jpeg_bytes", "write_zip", "toy_image", "SHARED_ZIP"]
+
+
+def random_model_dir(path: Path, name: str) -> Path:
+    """An untrained model directory (seeded): enough for tests of plumbing, not of accuracy."""
+    import torch
+
+    from genspot.models import create_model
+    from genspot.models.io import save_model_dir
+
+    torch.manual_seed(0)
+    cfg = {"model": name, "model_kwargs": {}, "class_names": ["REAL", "FAKE"], "positive_class": "FAKE",
+           "input_size": 32, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+           "channels_last": False, "temperature": 1.0, "tta": "flip"}  # fmt: skip
+    return save_model_dir(create_model(name).eval(), cfg, path)
+
+
+@pytest.fixture(scope="session")
+def make_model_dir():
+    return random_model_dir

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from genspot.data import load_dataset
 from genspot.data.batches import Batches
 from genspot.evaluate import select_indices
-from genspot.models.io import CONFIG_FILE, load_model_dir
+from genspot.models.io import CONFIG_FILE, load_model_dir, resolve_model_dir
+from genspot.models.tta import predict_logits
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
@@ -49,7 +50,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 @torch.no_grad()  # not inference_mode: the logits feed the temperature fit's autograd
 def _logits(model, cfg, ds, idx) -> torch.Tensor:
     b = Batches(ds.images, ds.labels, idx, batch_size=512, mean=cfg["mean"], std=cfg["std"], channels_last=cfg.get("channels_last", False))
-    return torch.cat([model(x).float() for x, _ in b])
+    return torch.cat([predict_logits(model, cfg, x) for x, _ in b])
 
 
 def calibrate(model_dir: str | Path, data: str | Path, split: str = "val", progress: bool = True) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def calibrate(model_dir: str | Path, data: str | Path, split: str = "val", progr
         "nll_before": float(F.cross_entropy(logits, labels)),
         "nll_after": float(F.cross_entropy(logits / t, labels)),
     }
-    path = Path(model_dir) / CONFIG_FILE
+    path = resolve_model_dir(model_dir) / CONFIG_FILE
     full = json.loads(path.read_text())
     full["temperature"] = t
     full["calibration"] = res

@@ -135,6 +135,7 @@ def train_cmd(
     model_arg: Annotated[Optional[list[str]], typer.Option(help="model option KEY=VALUE (repeatable)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --out with its saved options")] = False,
     workers: Annotated[Optional[int], typer.Option(help="decode processes")] = None,
+    tta: Annotated[str, typer.Option(help="test-time augmentation used when the model scores: none | flip")] = "none",
 ) -> None:
     """Train a model; writes model.safetensors + config.json (best val epoch) and metrics.jsonl."""
     from genspot.train import TrainConfig, fit, load_run_config
@@ -151,7 +152,7 @@ def train_cmd(
             augment=augment, seed=seed, protocol=protocol, limit=limit, val_fraction=val_fraction,
             source_split=split, device=device, precision=precision, channels_last=channels_last,
             early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
-            model_kwargs=_parse_model_args(model_arg), workers=workers,
+            model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta,
         )  # fmt: skip
     summary = fit(cfg, resume=resume)
     console.print(
@@ -163,7 +164,7 @@ def train_cmd(
 
 @app.command("evaluate")
 def evaluate_cmd(
-    model_dir: Annotated[Path, typer.Argument(help="model directory (model.safetensors + config.json)")],
+    model_dir: Annotated[str, typer.Argument(help="model directory (model.safetensors + config.json), or `default`")],
     data: Annotated[Path, typer.Option(help="zip archive or folder")],
     split: Annotated[str, typer.Option(help="auto | test | val | train | all")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
@@ -232,8 +233,8 @@ def compare_cmd(
 @app.command("explain")
 def explain_cmd(
     paths: Annotated[list[str], typer.Argument(help="images, folders (recursive), zip archives or globs")],
-    model_dir: Annotated[Path, typer.Option("--model", help="model directory (model.safetensors + config.json)")],
     out_dir: Annotated[Path, typer.Option("--out", help="folder for <name>_<method>.png and .npy")],
+    model_dir: Annotated[str, typer.Option("--model", help="model directory, or `default` for the shipped detector")] = "default",
     method: Annotated[str, typer.Option(help="cam | gradcam | gradcam++ | scorecam | layercam | eigencam | rollout")] = "gradcam",
     target: Annotated[str, typer.Option(help="fake | real | predicted")] = "predicted",
     layer: Annotated[Optional[str], typer.Option(help="target layer, dotted path (default: the model's documented layer)")] = None,
@@ -250,7 +251,7 @@ def explain_cmd(
 
 @app.command("explain-eval")
 def explain_eval_cmd(
-    model_dir: Annotated[Path, typer.Option("--model", help="model directory")],
+    model_dir: Annotated[str, typer.Option("--model", help="model directory, or `default`")],
     data: Annotated[Path, typer.Option(help="zip archive or folder (its held-out part is sampled)")],
     out_dir: Annotated[Path, typer.Option("--out", help="folder for faithfulness.json / .md and grid.png")],
     n: Annotated[int, typer.Option(help="images in the seeded sample")] = 1000,
@@ -275,7 +276,7 @@ def explain_eval_cmd(
 @app.command("predict")
 def predict_cmd(
     paths: Annotated[list[str], typer.Argument(help="images, folders (recursive), zip archives or globs")],
-    model_dir: Annotated[Path, typer.Option("--model", help="model directory (model.safetensors + config.json)")],
+    model_dir: Annotated[str, typer.Option("--model", help="model directory, or `default` for the shipped detector")] = "default",
     fmt: Annotated[str, typer.Option("--format", help="table | json | jsonl | csv")] = "table",
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write the results to this file")] = None,
     mode: Annotated[str, typer.Option(help="resize (whole image to 32x32) | tiles (32x32 tiles at native resolution)")] = "resize",
@@ -350,6 +351,36 @@ def calibrate_cmd(
               f"NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}")  # fmt: skip
 
 
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    model_dir: Annotated[str, typer.Option("--model", help="model directory, or `default` for the shipped detector")] = "default",
+    workers: Annotated[int, typer.Option(help="server processes (each loads the model)")] = 1,
+    max_file_mb: Annotated[float, typer.Option(help="per-file upload limit")] = 20,
+    max_request_mb: Annotated[float, typer.Option(help="per-request body limit")] = 64,
+    max_files: Annotated[int, typer.Option(help="files per request")] = 32,
+    max_pixels: Annotated[int, typer.Option(help="pixels per image (decompression-bomb guard)")] = 40_000_000,
+) -> None:
+    """Web page at / and REST API at /v1 (OpenAPI docs at /docs)."""
+    import os
+
+    import uvicorn
+
+    from genspot.models.io import resolve_model_dir
+    from genspot.serve.limits import Limits
+
+    if workers < 1:
+        raise GenspotError("--workers must be at least 1")
+    resolve_model_dir(model_dir)  # a missing model fails here, in one line, not in every worker
+    limits = Limits(max_request_bytes=int(max_request_mb * 2**20), max_file_bytes=int(max_file_mb * 2**20),
+                    max_files=max_files, max_pixels=max_pixels)  # fmt: skip
+    os.environ["GENSPOT_SERVE_MODEL"] = str(model_dir)
+    os.environ["GENSPOT_SERVE_LIMITS"] = json.dumps(limits.__dict__)
+    console.print(f"genspot serve: http://{host}:{port}/  (API docs at /docs, model {model_dir})", highlight=False)
+    uvicorn.run("genspot.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
 @app.command("quickstart")
 def quickstart(
     data: Annotated[Optional[Path], typer.Option(help="your CIFAKE zip or folder; omitted: a tiny generated set")] = None,
@@ -371,7 +402,7 @@ def quickstart(
               lr=None, model_arg=None, pretrained=None, split=None, early_stopping=0, workers=None,
               batch_size=64, optimizer="sgd", schedule="onecycle", weight_decay=5e-4, label_smoothing=0.0,
               augment="flip-crop", seed=0, protocol="full", val_fraction=0.1, device="auto", precision="32",
-              channels_last=True, resume=False)  # fmt: skip
+              channels_last=True, resume=False, tta="none")  # fmt: skip
     evaluate_cmd(out_dir / "cifake_cnn", data=data, split="auto", as_json=False, batch_size=512)
 
 

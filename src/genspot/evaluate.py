@@ -16,6 +16,7 @@ from genspot.data import LABELS, DecodedSet, load_dataset, make_splits
 from genspot.data.batches import Batches
 from genspot.errors import GenspotError
 from genspot.models.io import load_model_dir
+from genspot.models.tta import predict_logits
 from genspot.progress import progress_bar
 
 SPLIT_CHOICES = ("auto", "test", "val", "train", "all")
@@ -41,7 +42,7 @@ def predict_scores(
     out = []
     with progress_bar("scoring", total=len(idx), unit="img", enabled=progress) as bar:
         for x, _ in batches:
-            logits = model(x.to(device)).float() / t
+            logits = predict_logits(model, config, x.to(device)) / t
             out.append(torch.softmax(logits, 1)[:, pos].cpu())
             bar.advance(len(x))
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)

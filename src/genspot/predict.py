@@ -29,7 +29,8 @@ from genspot.data.batches import normalize
 from genspot.data.decode import image_from_bytes, to_array, to_rgb
 from genspot.data.inputs import iter_inputs
 from genspot.errors import GenspotError
-from genspot.models.io import load_model_dir
+from genspot.models.io import DEFAULT, load_model_dir
+from genspot.models.tta import predict_logits
 
 MODES = ("resize", "tiles")
 MAX_TILES = 1024
@@ -106,10 +107,10 @@ class Detector:
         self.positive = config.get("class_names", ["REAL", "FAKE"]).index(config.get("positive_class", "FAKE"))
 
     @classmethod
-    def load(cls, model: str | os.PathLike, device: str = "cpu") -> Detector:
-        """Load a model directory (model.safetensors + config.json)."""
+    def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu") -> Detector:
+        """Load a model directory (model.safetensors + config.json); no argument: the shipped default."""
         m, cfg = load_model_dir(model, device=device)
-        name = cfg.get("name") or Path(model).name or cfg["model"]
+        name = cfg.get("name") or (DEFAULT if model in (None, DEFAULT) else Path(model).name) or cfg["model"]
         return cls(m, cfg, name, device)
 
     # -- scoring -------------------------------------------------------------------------
@@ -119,7 +120,7 @@ class Detector:
         x = normalize(x_u8.to(self.device), self.config["mean"], self.config["std"])
         if self.config.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x).float()
+        return predict_logits(self.model, self.config, x)
 
     def p_fake(self, x_u8: torch.Tensor) -> np.ndarray:
         return torch.softmax(self.logits(x_u8) / self.temperature, 1)[:, self.positive].cpu().numpy()
@@ -202,9 +203,13 @@ class Detector:
 
         img = _as_pil(image)
         arr = to_array(img, self.size)
+        # The verdict comes from the same scorer as predict() (TTA and temperature included), and
+        # "predicted" explains that verdict, so a heat map never contradicts its caption.
+        p = float(self.p_fake(torch.from_numpy(arr)[None])[0])
+        if target == "predicted":
+            target = "fake" if p >= 0.5 else "real"
         x = normalize(torch.from_numpy(arr)[None], self.config["mean"], self.config["std"])
         r = explain_batch(self.model, self.config, x, method=method, target=target, layer=layer)
-        p = float(r["p_fake"][0])
         return {"map": r["maps"][0], "p_fake": p, "label": "FAKE" if p >= 0.5 else "REAL", "image": arr.transpose(1, 2, 0),
                 "method": method, "layer": r["layer"], "target": self.config["class_names"][int(r["target"][0])]}  # fmt: skip
 

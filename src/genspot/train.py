@@ -67,6 +67,7 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     image_size: int = 32
     workers: int | None = None  # decode processes
+    tta: str = "none"  # test-time augmentation written into config.json: none | flip
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -80,6 +81,8 @@ class TrainConfig:
             raise GenspotError(f"unknown precision {self.precision!r}; choose one of 32, bf16, 16")
         if self.epochs < 1 or self.batch_size < 1:
             raise GenspotError("epochs and batch size must be at least 1")
+        if self.tta not in TTA_MODES:
+            raise GenspotError(f"unknown test-time augmentation {self.tta!r}; choose none or flip")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise GenspotError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
 
@@ -282,6 +285,7 @@ def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str
         "std": list(IMAGENET_STD),
         "channels_last": cfg.channels_last,
         "temperature": 1.0,
+        "tta": cfg.tta,
         "data": {
             "source": source,
             "fingerprint": fingerprint,

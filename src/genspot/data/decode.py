@@ -44,6 +44,10 @@ def cache_root() -> Path:
     return Path(user_cache_dir("genspot"))
 
 
+class ImageTooLarge(ValueError):
+    """More pixels than genspot decodes (a decompression bomb, or just too big)."""
+
+
 def open_image(data: bytes) -> Image.Image:
     """Open (not yet decode) an image, refusing decompression bombs before any pixel is decoded."""
     with warnings.catch_warnings():
@@ -51,11 +55,11 @@ def open_image(data: bytes) -> Image.Image:
         try:
             img = Image.open(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ValueError(f"image too large (over {MAX_PIXELS:,} pixels)") from None
+            raise ImageTooLarge(f"image too large (over {MAX_PIXELS:,} pixels)") from None
         except UnidentifiedImageError:
             raise ValueError("not a recognised image format") from None
     if img.width * img.height > MAX_PIXELS:
-        raise ValueError(f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS:,})")
+        raise ImageTooLarge(f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS:,})")
     return img
 
 

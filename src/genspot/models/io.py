@@ -38,8 +38,26 @@ def save_model_dir(model: nn.Module, config: dict[str, Any], out_dir: str | os.P
     return out
 
 
-def read_config(model_dir: str | os.PathLike) -> dict[str, Any]:
-    d = Path(model_dir).expanduser()
+DEFAULT = "default"
+
+
+def default_model_dir() -> Path:
+    """The detector shipped inside the package (src/genspot/weights/default)."""
+    return Path(__file__).resolve().parent.parent / "weights" / DEFAULT
+
+
+def resolve_model_dir(model_dir: str | os.PathLike | None) -> Path:
+    """A model directory path; None or "default" names the shipped detector."""
+    if model_dir is None or str(model_dir) == DEFAULT:
+        d = default_model_dir()
+        if not (d / WEIGHTS_FILE).is_file():
+            raise GenspotError(f"the default model is missing from this installation ({d}); pass --model DIR")
+        return d
+    return Path(model_dir).expanduser()
+
+
+def read_config(model_dir: str | os.PathLike | None) -> dict[str, Any]:
+    d = resolve_model_dir(model_dir)
     cfg_path = d / CONFIG_FILE
     if not cfg_path.is_file():
         raise GenspotError(f"{d} is not a model directory (no {CONFIG_FILE})")
@@ -49,9 +67,13 @@ def read_config(model_dir: str | os.PathLike) -> dict[str, Any]:
         raise GenspotError(f"{cfg_path} is not valid JSON: {e}") from None
 
 
-def load_model_dir(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Build the model named in config.json and load its safetensors weights, in eval mode."""
-    d = Path(model_dir).expanduser()
+def load_model_dir(
+    model_dir: str | os.PathLike | None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model named in config.json and load its safetensors weights, in eval mode.
+
+    `model_dir` None or "default" loads the shipped default detector."""
+    d = resolve_model_dir(model_dir)
     cfg = read_config(d)
     w = d / WEIGHTS_FILE
     if not w.is_file():

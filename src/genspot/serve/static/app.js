@@ -1,0 +1,106 @@
+// genspot page: upload -> /v1/predict (verdicts) -> /v1/explain (heat maps), one image at a time.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const CHUNK = 16;  // files per /v1/predict request (the server allows more; small chunks show progress)
+let entries = [];  // {file, row, card}
+let queue = Promise.resolve();
+
+fetch("/v1/models").then((r) => r.json()).then((m) => {
+  const v = m[0].validation;
+  $("model").textContent = `${m[0].name} (${m[0].architecture}, ${m[0].parameters.toLocaleString()} parameters` +
+    (v ? `, validation accuracy ${(100 * v.accuracy).toFixed(2)}%)` : ")");
+}).catch(() => { $("model").textContent = "unavailable"; });
+
+function status(text) { $("status").textContent = text; }
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function makeCard(file, row) {
+  const card = el("article", "card");
+  card.append(el("div", "name", row.filename));
+  const ok = !row.error;
+  const v = el("div", "verdict " + (ok ? row.label : "error"), ok ? row.label : "could not read");
+  v.dataset.testid = "verdict";
+  card.append(v);
+  if (ok) {
+    card.append(el("div", "prob", `p(fake) = ${row.p_fake.toFixed(3)}`));
+    const bar = el("div", "bar"); const fill = el("div");
+    fill.style.width = `${(100 * row.p_fake).toFixed(1)}%`; bar.append(fill); card.append(bar);
+    const stack = el("div", "stack");
+    const base = el("img", "base"); base.alt = row.filename; base.src = URL.createObjectURL(file);
+    const heat = el("img", "heat"); heat.alt = "heat map"; heat.hidden = true;
+    heat.style.opacity = $("opacity").value / 100;
+    stack.append(base, heat); card.append(stack);
+  } else {
+    card.append(el("div", "note", row.error));
+  }
+  card.append(el("div", "note explain-note"));
+  $("cards").append(card);
+  const tr = document.createElement("tr");
+  for (const t of [row.filename, ok ? row.label : "error", ok ? row.p_fake.toFixed(4) : "-", row.error || ""]) tr.append(el("td", "", t));
+  $("batch").querySelector("tbody").append(tr);
+  $("batch").hidden = false;
+  return card;
+}
+
+async function explainOne(entry) {
+  const method = $("method").value;
+  const note = entry.card.querySelector(".explain-note");
+  note.textContent = `${method}…`;
+  const fd = new FormData();
+  fd.append("file", entry.file, entry.row.filename);
+  fd.append("method", method);
+  fd.append("format", "json");
+  const r = await fetch("/v1/explain", { method: "POST", body: fd });
+  const j = await r.json();
+  if (!r.ok) { note.textContent = j.detail || `error ${r.status}`; return; }
+  const base = entry.card.querySelector(".base"), heat = entry.card.querySelector(".heat");
+  base.src = "data:image/png;base64," + j.image_png;  // the 32x32 the model saw, upscaled
+  heat.src = "data:image/png;base64," + j.heatmap_png;
+  heat.hidden = false;
+  heat.dataset.testid = "overlay";
+  note.textContent = `${j.method} for ${j.target} (layer ${j.layer || "-"})`;
+}
+
+function explainAll() {
+  for (const e of entries) if (!e.row.error) queue = queue.then(() => explainOne(e)).catch((err) => status(String(err)));
+}
+
+async function upload(files) {
+  files = Array.from(files);
+  if (!files.length) return;
+  let done = 0;
+  for (let i = 0; i < files.length; i += CHUNK) {
+    const part = files.slice(i, i + CHUNK);
+    const fd = new FormData();
+    part.forEach((f) => fd.append("files", f, f.name));
+    status(`scoring ${done + 1}-${done + part.length} of ${files.length}…`);
+    const r = await fetch("/v1/predict", { method: "POST", body: fd });
+    const j = await r.json();
+    if (!r.ok) { status(`error ${r.status}: ${j.detail}`); return; }
+    j.results.forEach((row, k) => {
+      const entry = { file: part[k], row, card: makeCard(part[k], row) };
+      entries.push(entry);
+      if (!row.error) queue = queue.then(() => explainOne(entry)).catch((err) => status(String(err)));
+    });
+    done += part.length;
+  }
+  const fake = entries.filter((e) => e.row.label === "FAKE").length;
+  const errs = entries.filter((e) => e.row.error).length;
+  status(`${entries.length} images: ${fake} FAKE, ${entries.length - fake - errs} REAL, ${errs} errors`);
+}
+
+$("files").addEventListener("change", (ev) => upload(ev.target.files));
+const drop = $("drop");
+["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (ev) => { ev.preventDefault(); drop.classList.add("over"); }));
+["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (ev) => { ev.preventDefault(); drop.classList.remove("over"); }));
+drop.addEventListener("drop", (ev) => upload(ev.dataTransfer.files));
+$("method").addEventListener("change", explainAll);
+$("opacity").addEventListener("input", () => {
+  for (const h of document.querySelectorAll(".heat")) h.style.opacity = $("opacity").value / 100;
+});

@@ -1,0 +1,50 @@
+"""Test-time flip averaging and the `default` model name."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from genspot.errors import GenspotError
+from genspot.models import create_model
+from genspot.models import io as model_io
+from genspot.models.tta import predict_logits
+
+
+def test_flip_tta_averages_the_two_views():
+    torch.manual_seed(0)
+    m = create_model("cifake_cnn").eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        plain = predict_logits(m, {"tta": "none"}, x)
+        tta = predict_logits(m, {"tta": "flip"}, x)
+        want = (m(x) + m(x.flip(3))) / 2
+        # the flipped batch scores the same under TTA: averaging makes the model mirror-invariant
+        tta_flipped = predict_logits(m, {"tta": "flip"}, x.flip(3))
+    assert torch.allclose(plain, m(x).detach())
+    assert torch.allclose(tta, want, atol=1e-6)
+    assert torch.allclose(tta, tta_flipped, atol=1e-5)
+    assert not torch.allclose(tta, plain)
+
+
+def test_default_name_resolves_to_the_package_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(model_io, "default_model_dir", lambda: tmp_path / "missing")
+    with pytest.raises(GenspotError, match="default model is missing"):
+        model_io.resolve_model_dir("default")
+    d = tmp_path / "shipped"
+    m = create_model("cifake_cnn")
+    model_io.save_model_dir(m, {"model": "cifake_cnn", "class_names": ["REAL", "FAKE"], "mean": [0.5] * 3,
+                                "std": [0.5] * 3, "tta": "flip"}, d)  # fmt: skip
+    monkeypatch.setattr(model_io, "default_model_dir", lambda: d)
+    assert model_io.resolve_model_dir(None) == d
+    assert model_io.resolve_model_dir("default") == d
+    loaded, cfg = model_io.load_model_dir("default")
+    assert cfg["tta"] == "flip"
+    from genspot import Detector
+
+    det = Detector.load()
+    assert det.name == "default"
+    p = det.predict(np.zeros((32, 32, 3), np.uint8))
+    assert 0.0 <= p.p_fake <= 1.0
