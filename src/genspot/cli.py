@@ -388,7 +388,7 @@ def quickstart(
     epochs: Annotated[int, typer.Option()] = 3,
     limit: Annotated[int, typer.Option(help="training images to use")] = 5000,
 ) -> None:
-    """`data info`, a short training run of the paper's CNN, then `evaluate`: the whole slice in a minute."""
+    """`data info`, a short training run of the paper's CNN, `evaluate`, then `predict` with the default model."""
     import shutil
 
     if data is None:
@@ -404,6 +404,12 @@ def quickstart(
               augment="flip-crop", seed=0, protocol="full", val_fraction=0.1, device="auto", precision="32",
               channels_last=True, resume=False, tta="none")  # fmt: skip
     evaluate_cmd(out_dir / "cifake_cnn", data=data, split="auto", as_json=False, batch_size=512)
+    from genspot.models.io import WEIGHTS_FILE, default_model_dir
+
+    if (default_model_dir() / WEIGHTS_FILE).is_file():
+        console.print(f"scoring every image of {data} with the shipped default detector -> {out_dir / 'predictions.csv'}")
+        predict_cmd([str(data)], model_dir="default", fmt="csv", out_file=out_dir / "predictions.csv", mode="resize",
+                    explain=None, heatmaps=None, batch_size=256)  # fmt: skip
 
 
 def main() -> None:

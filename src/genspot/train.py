@@ -33,6 +33,7 @@ from genspot.data.batches import AUGMENTS, Batches
 from genspot.errors import GenspotError
 from genspot.models import IMAGENET_MEAN, IMAGENET_STD, count_parameters, create_model
 from genspot.models.io import save_model_dir
+from genspot.models.tta import TTA_MODES
 from genspot.progress import console
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
