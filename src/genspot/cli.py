@@ -121,7 +121,7 @@ def train_cmd(
     schedule: Annotated[str, typer.Option(help="onecycle | cosine | constant")] = "onecycle",
     weight_decay: Annotated[float, typer.Option()] = 5e-4,
     label_smoothing: Annotated[float, typer.Option()] = 0.0,
-    augment: Annotated[str, typer.Option(help="none | flip | flip-crop (geometric only: never blurs or re-encodes)")] = "flip-crop",
+    augment: Annotated[str, typer.Option(help="none | flip | flip-crop | robust (flips + random blur and JPEG, Wang et al. 2020)")] = "flip-crop",
     seed: Annotated[int, typer.Option(help="seed of the split, init and batches")] = 0,
     protocol: Annotated[str, typer.Option(help="full (train minus val) | study (10k/5k/5k)")] = "full",
     limit: Annotated[Optional[int], typer.Option(help="train on at most this many images (stratified)")] = None,
@@ -349,6 +349,48 @@ def calibrate_cmd(
     r = calibrate(model_dir, data, split=split)
     out.print(f"temperature {r['temperature']:.3f} on {r['split']} (n={r['n']:,}): ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f}, "
               f"NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}")  # fmt: skip
+
+
+@app.command("robustness")
+def robustness_cmd(
+    models: Annotated[list[str], typer.Argument(help="model directories, or `default` (several: one line each on the plot)")],
+    data: Annotated[Path, typer.Option(help="zip archive or folder")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for robustness.json / .md / .png")],
+    split: Annotated[str, typer.Option(help="auto | test | val | all (auto: test split, else the model's validation)")] = "auto",
+    n: Annotated[Optional[int], typer.Option(help="a seeded sample of this many images (default: all)")] = None,
+    only: Annotated[Optional[str], typer.Option(help="comma-separated perturbations or families (default: all)")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON on stdout")] = False,
+) -> None:
+    """Accuracy and ROC-AUC under JPEG, PNG, resizing, blur, noise, crop and flip."""
+    import shlex
+
+    from genspot.report.robustness_report import robustness_markdown, robustness_plot
+    from genspot.robustness import robustness
+
+    r = robustness(models, data, split=split, n=n, seed=seed, progress=not as_json,
+                   perturbations=[p.strip() for p in only.split(",")] if only else None)  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "robustness.json").write_text(json.dumps(r, indent=2) + "\n")
+    command = "genspot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    (out_dir / "robustness.md").write_text(robustness_markdown(r, command))
+    robustness_plot(r, out_dir / "robustness.png")
+    if as_json:
+        _print_json(r)
+        return
+    t = Table(title=f"robustness ({r['models'][0]['split']}, n={r['models'][0]['n']:,})")
+    t.add_column("perturbation")
+    for m in r["models"]:
+        t.add_column(f"{m['name']} acc", justify="right")
+        t.add_column("drop", justify="right")
+    for i, row in enumerate(r["models"][0]["rows"]):
+        cells = []
+        for m in r["models"]:
+            x = m["rows"][i]
+            cells += [f"{100 * x['accuracy']:.2f}%", f"{x['drop_pt']:+.2f}"]
+        t.add_row(row["perturbation"], *cells)
+    out.print(t)
+    out.print(f"results in {out_dir}/robustness.md, robustness.json, robustness.png")
 
 
 @app.command("serve")

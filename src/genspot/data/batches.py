@@ -2,8 +2,9 @@
 
 No DataLoader, no per-image Python: a batch is one index_select, one float conversion
 and a few vectorised ops, so the training step, not the loop, is the bottleneck.
-Augmentations are geometric only (flips, translations): generator artefacts live in
-the pixels, so nothing blurs, resamples or re-encodes them by default.
+Augmentations are geometric by default (flips, translations): generator artefacts live in
+the pixels, so nothing blurs, resamples or re-encodes them unless asked: `robust` adds
+Wang et al. 2020's random blur and JPEG re-encoding (data/perturb.py) to flips.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-AUGMENTS = ("none", "flip", "flip-crop")
+AUGMENTS = ("none", "flip", "flip-crop", "robust")
 
 
 def normalize(x_u8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -88,7 +89,12 @@ class Batches:
         order = self.indices[torch.randperm(len(self.indices), generator=g)] if self.shuffle else self.indices
         for k in range(len(self)):
             idx = order[k * self.batch_size : (k + 1) * self.batch_size]
-            x = normalize(self.images.index_select(0, idx), self.mean, self.std)
+            x_u8 = self.images.index_select(0, idx)
+            if self.augment == "robust":
+                from genspot.data.perturb import robust_augment
+
+                x_u8 = robust_augment(x_u8, g)
+            x = normalize(x_u8, self.mean, self.std)
             if self.augment != "none":
                 x = flip_translate(x, g, flip=True, pad=4 if self.augment == "flip-crop" else 0)
             if self.channels_last:
