@@ -393,6 +393,23 @@ def robustness_cmd(
     out.print(f"results in {out_dir}/robustness.md, robustness.json, robustness.png")
 
 
+@app.command("report")
+def report_cmd(
+    runs: Annotated[list[Path], typer.Option("--runs", help="folders holding compare / explain-eval / robustness results (searched recursively)")],
+    out_file: Annotated[Path, typer.Option("--out", help="the HTML file to write")] = Path("report.html"),
+    title: Annotated[str, typer.Option()] = "genspot report",
+) -> None:
+    """One self-contained HTML page (images inline) with every result found under --runs."""
+    from genspot.report.html_report import build_report
+
+    missing = [str(d) for d in runs if not d.exists()]
+    if missing:
+        raise GenspotError(f"no such folder: {', '.join(missing)}")
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(build_report(runs, title=title))
+    console.print(f"wrote {out_file} ({out_file.stat().st_size / 1e6:.1f} MB)", highlight=False)
+
+
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0: every interface)")] = "127.0.0.1",

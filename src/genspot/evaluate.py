@@ -65,6 +65,23 @@ def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0, level: 
     return float(np.quantile(m, a)), float(np.quantile(m, 1 - a))
 
 
+def roc_points(y: np.ndarray, p_fake: np.ndarray, max_points: int = 200) -> dict[str, list[float]] | None:
+    """The ROC curve (FPR, TPR) at every distinct threshold, thinned to about `max_points` for plots."""
+    y = np.asarray(y, dtype=np.int64)
+    if len(np.unique(y)) < 2:
+        return None
+    order = np.argsort(-p_fake, kind="mergesort")
+    ys, ps = y[order], p_fake[order]
+    tps, fps = np.cumsum(ys), np.cumsum(1 - ys)
+    last = np.r_[np.flatnonzero(np.diff(ps)), len(ys) - 1]  # the last index of each distinct score
+    tpr = np.r_[0.0, tps[last] / tps[-1]]
+    fpr = np.r_[0.0, fps[last] / fps[-1]]
+    if len(fpr) > max_points:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(int))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": [round(float(v), 5) for v in fpr], "tpr": [round(float(v), 5) for v in tpr]}
+
+
 def classification_metrics(y: np.ndarray, p_fake: np.ndarray, threshold: float = 0.5, seed: int = 0) -> dict[str, Any]:
     """The metrics block shared by evaluate, compare and the reports."""
     y = np.asarray(y, dtype=np.int64)
@@ -91,6 +108,7 @@ def classification_metrics(y: np.ndarray, p_fake: np.ndarray, threshold: float =
         "f1": per_class["FAKE"]["f1"],
         "roc_auc": auc,
         "confusion_matrix": cm.tolist(),
+        "roc_curve": roc_points(y, p_fake) if both else None,
         "confusion_matrix_labels": {"rows": "true " + "/".join(LABELS), "columns": "predicted " + "/".join(LABELS)},
         "per_class": per_class,
         "threshold": threshold,
