@@ -283,10 +283,11 @@ def predict_cmd(
     explain: Annotated[Optional[str], typer.Option(help="also write a heat map per image with this method (needs --heatmaps)")] = None,
     heatmaps: Annotated[Optional[Path], typer.Option(help="folder for heat maps (tile maps in tiles mode)")] = None,
     batch_size: Annotated[int, typer.Option()] = 256,
+    workers: Annotated[int, typer.Option(help="decode processes (0: decode in this process; resize mode without heat maps)")] = 1,
 ) -> None:
     """Is each image AI-generated? One row per image: path, label, p_fake, model, error."""
     from genspot.explain.render import explanation_panel, safe_stem, save_png
-    from genspot.predict import Detector, tile_heatmap, write_rows
+    from genspot.predict import Detector, RowWriter, tile_heatmap
     from genspot.progress import progress_bar
 
     if fmt not in ("table", "json", "jsonl", "csv"):
@@ -298,39 +299,50 @@ def predict_cmd(
     det = Detector.load(model_dir)
     if heatmaps:
         heatmaps.mkdir(parents=True, exist_ok=True)
-    rows = []
-    with progress_bar("scoring", total=None, unit="img", enabled=fmt == "table" or out_file is not None) as bar:
-        for pred in det.predict_paths(paths, mode=mode, batch_size=batch_size, keep_images=heatmaps is not None):
-            if heatmaps and pred.error is None and pred.image is not None:
-                stem = safe_stem(pred.path)
-                if mode == "tiles":
-                    save_png(tile_heatmap(pred.image, pred.tile_grid), heatmaps / f"{stem}_tiles.png")
-                elif explain:
-                    e = det.explain(pred.image, method=explain)
-                    cap = f"{e['label']}  p(fake)={e['p_fake']:.3f}   {explain} for {e['target']}"
-                    save_png(explanation_panel(e["image"], e["map"], cap), heatmaps / f"{stem}_{explain}.png")
-                pred.image = None
-            rows.append(pred)
-            bar.advance(1)
-    n_err = sum(r.error is not None for r in rows)
-    n_fake = sum(r.label == "FAKE" for r in rows)
-    summary = f"{len(rows):,} images: {n_fake:,} FAKE, {len(rows) - n_fake - n_err:,} REAL, {n_err:,} errors"
+    # Rows stream to the file or stdout as they come (constant memory on inputs of any size);
+    # only the table, which a person reads, holds them all.
+    table_rows: list = []
+    counts = {"n": 0, "fake": 0, "err": 0}
+    sink = out_file.open("w", newline="") if out_file and fmt != "table" else sys.stdout
+    writer = RowWriter(fmt, sink) if fmt != "table" else None
+    try:
+        with progress_bar("scoring", total=None, unit="img", enabled=fmt == "table" or out_file is not None) as bar:
+            for pred in det.predict_paths(paths, mode=mode, batch_size=batch_size, keep_images=heatmaps is not None,
+                                          workers=workers):  # fmt: skip
+                if heatmaps and pred.error is None and pred.image is not None:
+                    stem = safe_stem(pred.path)
+                    if mode == "tiles":
+                        save_png(tile_heatmap(pred.image, pred.tile_grid), heatmaps / f"{stem}_tiles.png")
+                    elif explain:
+                        e = det.explain(pred.image, method=explain)
+                        cap = f"{e['label']}  p(fake)={e['p_fake']:.3f}   {explain} for {e['target']}"
+                        save_png(explanation_panel(e["image"], e["map"], cap), heatmaps / f"{stem}_{explain}.png")
+                    pred.image = None
+                counts["n"] += 1
+                counts["fake"] += pred.label == "FAKE"
+                counts["err"] += pred.error is not None
+                if writer:
+                    writer.write(pred)
+                else:
+                    table_rows.append(pred)
+                bar.advance(1)
+        if writer:
+            writer.close()
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+    n, n_fake, n_err = counts["n"], counts["fake"], counts["err"]
+    summary = f"{n:,} images: {n_fake:,} FAKE, {n - n_fake - n_err:,} REAL, {n_err:,} errors"
     if fmt == "table":
         t = Table(title=f"genspot predict ({det.name}, {mode})")
         for col in ("path", "label", "p_fake", "error"):
             t.add_column(col, justify="right" if col == "p_fake" else "left", overflow="fold")
-        for r in rows:
+        for r in table_rows:
             style = "red" if r.label == "FAKE" else "green" if r.label == "REAL" else "yellow"
             t.add_row(r.path, f"[{style}]{r.label or '-'}[/]", "-" if r.p_fake is None else f"{r.p_fake:.4f}", r.error or "")
         target = Console(file=out_file.open("w"), width=200) if out_file else out
         target.print(t)
         target.print(summary)
-    else:
-        if out_file:
-            with out_file.open("w", newline="") as f:
-                write_rows(rows, fmt, f)
-        else:
-            write_rows(rows, fmt, sys.stdout)
     if fmt != "table" or out_file:
         console.print(summary, highlight=False)  # stderr: stdout holds only the results
     if n_err:
@@ -468,7 +480,7 @@ def quickstart(
     if (default_model_dir() / WEIGHTS_FILE).is_file():
         console.print(f"scoring every image of {data} with the shipped default detector -> {out_dir / 'predictions.csv'}")
         predict_cmd([str(data)], model_dir="default", fmt="csv", out_file=out_dir / "predictions.csv", mode="resize",
-                    explain=None, heatmaps=None, batch_size=256)  # fmt: skip
+                    explain=None, heatmaps=None, batch_size=256, workers=1)  # fmt: skip
 
 
 def main() -> None:

@@ -157,11 +157,22 @@ class Detector:
         return out
 
     def predict_paths(
-        self, paths: list[str], mode: str = "resize", batch_size: int = 256, keep_images: bool = False
+        self, paths: list[str], mode: str = "resize", batch_size: int = 256, keep_images: bool = False,
+        workers: int = 0,
     ) -> Iterator[Prediction]:
-        """Stream predictions for every image under files / folders / zips / globs, in input order."""
+        """Stream predictions for every image under files / folders / zips / globs, in input order.
+
+        workers > 0 decodes in that many processes (resize mode, without kept images): the
+        inputs are read here, decoded there chunk by chunk, scored here in batches, and yielded
+        in input order; at most 2 chunks per worker are in flight, so memory stays flat
+        whatever the input's size."""
         if mode not in MODES:
             raise GenspotError(f"unknown mode {mode!r}; choose resize or tiles")
+        if workers < 0:
+            raise GenspotError("--workers must be 0 (decode in this process) or more")
+        if workers > 0 and mode == "resize" and not keep_images:
+            yield from self._predict_pool(paths, batch_size, workers)
+            return
         pending: list[tuple[str, np.ndarray, Image.Image]] = []
 
         def flush() -> Iterator[Prediction]:
@@ -196,6 +207,33 @@ class Detector:
                 yield from flush()
         yield from flush()
 
+    def _predict_pool(self, paths: list[str], batch_size: int, workers: int) -> Iterator[Prediction]:
+        from collections import deque
+        from itertools import islice
+
+        from genspot.data.decode import _mp_context
+
+        items = ((it.name, it.data, it.error) for it in iter_inputs(paths))
+        with _mp_context().Pool(workers) as pool:
+            window: deque = deque()
+
+            def scored(chunk: list[tuple[str, np.ndarray | None, tuple[int, int] | None, str | None]]) -> Iterator[Prediction]:
+                ok = [c for c in chunk if c[3] is None]
+                ps = iter(self.p_fake(torch.from_numpy(np.stack([c[1] for c in ok])))) if ok else iter(())
+                for name, _, size, err in chunk:
+                    if err is not None:
+                        yield Prediction(name, None, None, self.name, err, "resize")
+                    else:
+                        p = float(next(ps))
+                        yield Prediction(name, "FAKE" if p >= 0.5 else "REAL", p, self.name, None, "resize", *size)
+
+            while chunk := list(islice(items, batch_size)):
+                window.append(pool.apply_async(_decode_chunk, (chunk, self.size)))
+                if len(window) >= 2 * workers:
+                    yield from scored(window.popleft().get())
+            while window:
+                yield from scored(window.popleft().get())
+
     # -- explaining ----------------------------------------------------------------------
     def explain(self, image, method: str = "gradcam", target: str = "predicted", layer: str | None = None) -> dict[str, Any]:
         """Heat map (size x size float32 in [0, 1]) for one image, with its prediction."""
@@ -214,6 +252,21 @@ class Detector:
                 "method": method, "layer": r["layer"], "target": self.config["class_names"][int(r["target"][0])]}  # fmt: skip
 
 
+def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int) -> list[tuple]:
+    """Worker side of the streaming predictor: bytes -> (name, uint8 (3, size, size), (w, h), error)."""
+    out = []
+    for name, data, err in chunk:
+        if err is not None:
+            out.append((name, None, None, err))
+            continue
+        try:
+            img = image_from_bytes(data)  # type: ignore[arg-type]
+            out.append((name, to_array(img, size), img.size, None))
+        except Exception as e:  # noqa: BLE001 - any undecodable input is reported, never fatal
+            out.append((name, None, None, f"not a readable image: {e}"))
+    return out
+
+
 def tile_heatmap(img: Image.Image, grid: np.ndarray, alpha: float = 0.45) -> Image.Image:
     """The image with each tile tinted by its P(FAKE) (blue = REAL, red = FAKE)."""
     from genspot.explain.render import colorize
@@ -222,21 +275,44 @@ def tile_heatmap(img: Image.Image, grid: np.ndarray, alpha: float = 0.45) -> Ima
     return Image.blend(img.convert("RGB"), heat, alpha)
 
 
+ROW_KEYS = ["path", "label", "p_fake", "model", "error", "mode", "width", "height", "tiles"]
+
+
+class RowWriter:
+    """Writes prediction rows one at a time as json (an array), jsonl or csv."""
+
+    def __init__(self, fmt: str, stream: io.TextIOBase) -> None:
+        import csv
+
+        if fmt not in ("json", "jsonl", "csv"):
+            raise GenspotError(f"unknown format {fmt!r}")
+        self.fmt, self.stream, self.first = fmt, stream, True
+        if fmt == "csv":
+            self.csv = csv.DictWriter(stream, fieldnames=ROW_KEYS, extrasaction="ignore")
+            self.csv.writeheader()
+        elif fmt == "json":
+            stream.write("[")
+
+    def write(self, row: Prediction) -> None:
+        import json
+
+        if self.fmt == "csv":
+            self.csv.writerow(row.as_dict())
+        elif self.fmt == "jsonl":
+            self.stream.write(json.dumps(row.as_dict()) + "\n")
+        else:
+            self.stream.write(("\n  " if self.first else ",\n  ") + json.dumps(row.as_dict()))
+        self.first = False
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.stream.write("\n]\n" if not self.first else "]\n")
+        self.stream.flush()
+
+
 def write_rows(rows: list[Prediction], fmt: str, stream: io.TextIOBase) -> None:
-    import csv
-    import json
-
-    keys = ["path", "label", "p_fake", "model", "error", "mode", "width", "height", "tiles"]
-    if fmt == "json":
-        stream.write(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
-    elif fmt == "jsonl":
-        for r in rows:
-            stream.write(json.dumps(r.as_dict()) + "\n")
-    elif fmt == "csv":
-        w = csv.DictWriter(stream, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow(r.as_dict())
-    else:
-        raise GenspotError(f"unknown format {fmt!r}")
-
+    """All rows at once (the streaming RowWriter underneath)."""
+    w = RowWriter(fmt, stream)
+    for r in rows:
+        w.write(r)
+    w.close()
