@@ -136,6 +136,11 @@ def train_cmd(
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --out with its saved options")] = False,
     workers: Annotated[Optional[int], typer.Option(help="decode processes")] = None,
     tta: Annotated[str, typer.Option(help="test-time augmentation used when the model scores: none | flip")] = "none",
+    devices: Annotated[int, typer.Option(help="processes (CPU) or GPUs per node; over 1 trains with DDP")] = 1,
+    strategy: Annotated[str, typer.Option(help="auto | ddp | ddp_spawn (gloo on CPU, NCCL on CUDA)")] = "auto",
+    num_nodes: Annotated[int, typer.Option(help="machines (with torchrun or a cluster launcher)")] = 1,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (CUDA, long runs)")] = False,
+    profile: Annotated[bool, typer.Option(help="print where the time went (Lightning's simple profiler)")] = False,
 ) -> None:
     """Train a model; writes model.safetensors + config.json (best val epoch) and metrics.jsonl."""
     from genspot.train import TrainConfig, fit, load_run_config
@@ -152,9 +157,12 @@ def train_cmd(
             augment=augment, seed=seed, protocol=protocol, limit=limit, val_fraction=val_fraction,
             source_split=split, device=device, precision=precision, channels_last=channels_last,
             early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
-            model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta,
+            model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta, devices=devices,
+            strategy=strategy, num_nodes=num_nodes, compile=compile_model, profile=profile,
         )  # fmt: skip
     summary = fit(cfg, resume=resume)
+    if summary["global_rank"] != 0:
+        return  # DDP: rank 0 reports
     console.print(
         f"best val accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']}; "
         f"median {summary['median_images_per_second']:,.0f} img/s; model in {summary['out']}",
@@ -473,7 +481,8 @@ def quickstart(
               lr=None, model_arg=None, pretrained=None, split=None, early_stopping=0, workers=None,
               batch_size=64, optimizer="sgd", schedule="onecycle", weight_decay=5e-4, label_smoothing=0.0,
               augment="flip-crop", seed=0, protocol="full", val_fraction=0.1, device="auto", precision="32",
-              channels_last=True, resume=False, tta="none")  # fmt: skip
+              channels_last=True, resume=False, tta="none", devices=1, strategy="auto", num_nodes=1,
+              compile_model=False, profile=False)  # fmt: skip
     evaluate_cmd(out_dir / "cifake_cnn", data=data, split="auto", as_json=False, batch_size=512)
     from genspot.models.io import WEIGHTS_FILE, default_model_dir
 

@@ -37,8 +37,9 @@ def flip_translate(x: torch.Tensor, g: torch.Generator, flip: bool = True, pad: 
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=g) if pad else torch.zeros(b, dtype=torch.int64)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=g) if pad else torch.zeros(b, dtype=torch.int64)
     ar_h, ar_w = torch.arange(h), torch.arange(w)
-    rows = (dy.view(b, 1) + ar_h).view(b, 1, h, 1).expand(b, c, h, w + 2 * pad)
-    cols = dx.view(b, 1) + torch.where(flips.view(b, 1), ar_w.flip(0), ar_w)
+    # indices are drawn on the CPU (one generator for every device), then moved to the batch
+    rows = (dy.view(b, 1) + ar_h).view(b, 1, h, 1).to(x.device).expand(b, c, h, w + 2 * pad)
+    cols = (dx.view(b, 1) + torch.where(flips.view(b, 1), ar_w.flip(0), ar_w)).to(x.device)
     out = torch.gather(xp, 2, rows)
     return torch.gather(out, 3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 
@@ -74,26 +75,43 @@ class Batches:
         self.mean, self.std = tuple(mean), tuple(std)
         self.seed, self.drop_last, self.channels_last = seed, drop_last, channels_last
         self.epoch = 0
+        # DDP: rank r of w takes every w-th item of the (shared, seeded) order; training shards
+        # are cut to equal length so every rank runs the same number of steps.
+        self.rank, self.world = 0, 1
         self.sampler = self  # where Lightning looks for set_epoch
         self.batch_sampler = None  # Lightning probes for it next to `sampler`
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
+    def shard(self, rank: int, world: int) -> None:
+        self.rank, self.world = rank, world
+
+    def _n(self) -> int:
         n = len(self.indices)
+        if self.world == 1:
+            return n
+        return n // self.world if self.shuffle else len(range(self.rank, n, self.world))
+
+    def __len__(self) -> int:
+        n = self._n()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = self.indices[torch.randperm(len(self.indices), generator=g)] if self.shuffle else self.indices
+        if self.world > 1:
+            order = order[self.rank :: self.world][: self._n()]
+            # augmentation draws differ per rank (else every rank would flip the same positions)
+            g.manual_seed(self.seed * 1_000_003 + self.epoch + 7_919 * self.rank)
         for k in range(len(self)):
             idx = order[k * self.batch_size : (k + 1) * self.batch_size]
+            idx = idx.to(self.images.device)
             x_u8 = self.images.index_select(0, idx)
-            if self.augment == "robust":
+            if self.augment == "robust":  # PIL's JPEG codec: on the CPU, whatever the device
                 from genspot.data.perturb import robust_augment
 
-                x_u8 = robust_augment(x_u8, g)
+                x_u8 = robust_augment(x_u8.cpu(), g).to(self.images.device)
             x = normalize(x_u8, self.mean, self.std)
             if self.augment != "none":
                 x = flip_translate(x, g, flip=True, pad=4 if self.augment == "flip-crop" else 0)

@@ -8,6 +8,7 @@ and renamed when complete: a killed decode leaves no half-written cache behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -192,14 +193,37 @@ def load_dataset(
             ds = _read_cache(cdir)
             ds.source = str(src.path)
             return ds
-        ds = _decode_all(src, fp, size, workers, progress)
+        # Several processes (DDP ranks started by torchrun, parallel jobs) may ask at once:
+        # one decodes under the lock, the others wait and read its cache.
+        with _cache_lock(cdir if cache else None):
+            if cache and (cdir / "index.json").exists():
+                ds = _read_cache(cdir)
+                ds.source = str(src.path)
+                return ds
+            ds = _decode_all(src, fp, size, workers, progress)
+            if cache:
+                _write_cache(ds, cdir)
     finally:
         src.close()
     for name, reason in ds.skipped:
         warn(f"skipped {name}: {reason}")
-    if cache:
-        _write_cache(ds, cdir)
     return ds
+
+
+@contextlib.contextmanager
+def _cache_lock(cdir: Path | None):
+    if cdir is None or sys.platform.startswith("win"):
+        yield
+        return
+    import fcntl
+
+    cdir.parent.mkdir(parents=True, exist_ok=True)
+    with open(cdir.parent / f".{cdir.name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _decode_all(src: Source, fp: str, size: int, workers: int | None, progress: bool) -> DecodedSet:

@@ -1,0 +1,62 @@
+"""The shipped default detector: present, small, calibrated, documented, and as good as its card says."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genspot.models.io import default_model_dir
+
+D = default_model_dir()
+
+
+def test_shipped_files_and_card():
+    assert (D / "model.safetensors").is_file(), "the default model must ship inside the package"
+    assert (D / "model.safetensors").stat().st_size <= 25 * 1024 * 1024
+    cfg = json.loads((D / "config.json").read_text())
+    cal = cfg["calibration"]
+    assert cfg["temperature"] == pytest.approx(cal["temperature"]) and cfg["temperature"] > 0
+    assert cal["ece_after"] <= cal["ece_before"] + 1e-9
+    card = (D / "MODEL_CARD.md").read_text()
+    for needed in ("genspot train", "Stable Diffusion 1.4", "not a general deepfake detector", "ECE", "95% bootstrap CI"):
+        assert needed in card, needed
+    metrics = json.loads((D / "metrics.json").read_text())
+    assert metrics["validation"]["n"] >= 5000
+
+
+def test_default_loads_without_arguments(tmp_path):
+    from genspot import Detector
+
+    det = Detector.load()
+    assert det.name == "default" and det.temperature == pytest.approx(json.loads((D / "config.json").read_text())["temperature"])
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (300, 200, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    for mode in ("resize", "tiles"):
+        p = det.predict(tmp_path / "a.png", mode=mode)
+        assert p.label in ("REAL", "FAKE") and 0 <= p.p_fake <= 1 and p.model == "default"
+    e = det.explain(tmp_path / "a.png", method="gradcam")
+    assert e["map"].shape == (32, 32) and e["label"] == det.predict(tmp_path / "a.png").label
+
+
+@pytest.mark.realdata
+def test_default_reproduces_its_card_on_validation_images():
+    from conftest import SHARED_ZIP
+
+    if not SHARED_ZIP.exists():
+        pytest.skip(f"{SHARED_ZIP} not present")
+    import torch
+
+    from genspot.data import load_dataset
+    from genspot.evaluate import predict_scores, select_indices
+    from genspot.models.io import load_model_dir
+
+    model, cfg = load_model_dir("default")
+    ds = load_dataset(SHARED_ZIP, progress=False)
+    idx, _ = select_indices(ds, cfg, "val")
+    idx = np.sort(np.random.default_rng(0).choice(idx, 3000, replace=False))
+    p = predict_scores(model, cfg, ds, idx)
+    acc = float(((p >= 0.5) == (ds.labels[torch.as_tensor(idx)].numpy() == 1)).mean())
+    card = json.loads((D / "metrics.json").read_text())["validation"]["accuracy"]
+    # 3,000 of the validation images: within about three standard errors of the card's figure
+    assert abs(acc - card) < 3 * np.sqrt(card * (1 - card) / 3000) + 0.002
