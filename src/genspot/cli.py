@@ -210,6 +210,8 @@ def compare_cmd(
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     pretrained: Annotated[Optional[list[str]], typer.Option(help="MODEL=PATH local weights (vgg16=PATH: the study's frozen set-up)")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="override every recipe's precision (32 | bf16)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="override every recipe's batch size")] = None,
 ) -> None:
     """Train and evaluate every study model plus genspot's candidate; write the comparison table."""
     import shlex
@@ -225,7 +227,8 @@ def compare_cmd(
     names = [m for m in models.split(",") if m] if models else list(DEFAULT_MODELS)
     command = "genspot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = compare(CompareConfig(data=str(data), out=str(out_dir), protocol=protocol, models=names, epochs=epochs,
-                                    seed=seed, device=device, pretrained=pre, command=command))  # fmt: skip
+                                    seed=seed, device=device, pretrained=pre, precision=precision, batch_size=batch_size,
+                                    command=command))  # fmt: skip
     t = Table(title=f"compare ({protocol} protocol)")
     for col in ("model", "params", "s/epoch", "val acc", "test acc [95% CI]", "reported"):
         t.add_column(col, justify="left" if col == "model" else "right")

@@ -89,6 +89,8 @@ class CompareConfig:
     seed: int = 0
     device: str = "auto"
     pretrained: dict[str, str] = field(default_factory=dict)  # model -> local weights file
+    precision: str | None = None  # overrides every recipe (bf16 on a GPU)
+    batch_size: int | None = None  # overrides every recipe (larger on a GPU)
     command: str = ""
     progress: bool = True
 
@@ -110,9 +112,9 @@ def _train_config(model: str, cfg: CompareConfig, run_dir: Path, pretrained: str
     if pretrained and model == "vgg16":
         kwargs["freeze_blocks"] = 4  # the study's transfer set-up: only block 5 and the head learn
     return TrainConfig(
-        model=model, data=cfg.data, out=str(run_dir), epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
+        model=model, data=cfg.data, out=str(run_dir), epochs=r.epochs, batch_size=cfg.batch_size or r.batch_size, lr=r.lr,
         optimizer=r.optimizer, schedule=r.schedule, weight_decay=r.weight_decay, label_smoothing=r.label_smoothing,
-        augment=r.augment, seed=cfg.seed, protocol=cfg.protocol, device=cfg.device, precision=r.precision,
+        augment=r.augment, seed=cfg.seed, protocol=cfg.protocol, device=cfg.device, precision=cfg.precision or r.precision,
         pretrained=pretrained, model_kwargs=kwargs, progress=cfg.progress,
     )  # fmt: skip
 
