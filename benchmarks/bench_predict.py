@@ -1,11 +1,13 @@
 """Scoring speed of a model directory: end to end vs decode alone vs model alone, and latency.
 
-    python benchmarks/bench_predict.py --model MODEL_DIR [--data ../shared/data/cifake-train.zip] [--limit 20000]
+    python benchmarks/bench_predict.py [--model default] [--data ../shared/data/cifake-train.zip] [--limit 20000]
+                                       [--workers 0 1 2]
 
 In one run, over the same images of the zip:
   (a) decode alone: read + decode + resize to 32x32 (`Detector.predict_paths`' own decoding);
   (b) model alone: batched inference on already-decoded uint8 tensors;
-  (c) end to end: `Detector.predict_paths` over the zip (read, decode, infer, results).
+  (c) end to end: `Detector.predict_paths` over the zip (read, decode, infer, results), with
+      decoding in-process and in 1 and 2 worker processes (the scaling of issue 8).
 Target (issue 5): (c) >= 80% of the slower of (a) and (b). Then single-image latency p50 for a
 32x32 JPEG and a 1024x1024 JPEG, in resize and tiles mode.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
+import os
 import statistics
 import time
 import zipfile
@@ -27,9 +30,10 @@ from PIL import Image
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", default="default")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifake-train.zip"))
     ap.add_argument("--limit", type=int, default=20000, help="images from the zip (0: all)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="decode processes to try for (c)")
     args = ap.parse_args()
     from genspot.data.decode import image_from_bytes, to_array
     from genspot.predict import Detector
@@ -53,13 +57,18 @@ def main() -> None:
     for i in range(0, n, 256):
         det.p_fake(x[i : i + 256])
     model = n / (time.perf_counter() - t)
-    t = time.perf_counter()
-    count = sum(1 for _ in det.predict_paths([str(sub)], batch_size=256))
-    e2e = count / (time.perf_counter() - t)
-    print(f"model {det.name} ({det.config['model']}), {n:,} images, torch threads {torch.get_num_threads()}")
-    print(f"(a) decode alone   {decode:8,.0f} img/s")
+    e2e = {}
+    for w in args.workers:
+        t = time.perf_counter()
+        count = sum(1 for _ in det.predict_paths([str(sub)], batch_size=256, workers=w))
+        e2e[w] = count / (time.perf_counter() - t)
+    print(f"model {det.name} ({det.config['model']}, TTA {det.config.get('tta', 'none')}), {n:,} images, "
+          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
+    print(f"(a) decode alone   {decode:8,.0f} img/s (one process)")
     print(f"(b) model alone    {model:8,.0f} img/s")
-    print(f"(c) end to end     {e2e:8,.0f} img/s  = {e2e / min(decode, model):.2f} of the slower (target >= 0.80)")
+    for w, r in e2e.items():
+        how = "decode in-process" if w == 0 else f"{w} decode worker{'s' if w > 1 else ''}"
+        print(f"(c) end to end     {r:8,.0f} img/s  = {r / min(decode, model):.2f} of the slower (target >= 0.80), {how}")
     rng = np.random.default_rng(0)
     for size in (32, 1024):
         buf = io.BytesIO()
