@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--command", required=True, help="the exact training command, for the card")
     ap.add_argument("--device", default="CPU, 2 cores (fp32 weights, bf16 autocast in training)")
     ap.add_argument("--experiments", default="docs/results/default/experiments.md")
+    ap.add_argument("--robustness", type=Path, help="robustness.json of this model, for the card's robustness table")
+    ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from the shipped files, measuring nothing")
     args = ap.parse_args()
 
     from genspot.calibrate import calibrate
@@ -35,6 +37,12 @@ def main() -> None:
     from genspot.models import count_parameters
     from genspot.models.io import CONFIG_FILE, WEIGHTS_FILE, load_model_dir
 
+    if args.card_only:
+        m = json.loads((DEST / "metrics.json").read_text())
+        ev, cal = m["validation"], m["calibration"]
+        model, cfg = load_model_dir(DEST)
+        write_card(args, cfg, ev, cal, count_parameters(model)[0])
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "default"
         work.mkdir()
@@ -49,9 +57,25 @@ def main() -> None:
         params = count_parameters(model)[0]
         DEST.mkdir(parents=True, exist_ok=True)
         for f in (WEIGHTS_FILE, CONFIG_FILE):
-            shutil.copy2(work / f, DEST / f)
-    size_mb = (DEST / WEIGHTS_FILE).stat().st_size / 1e6
+            shutil.copyfile(work / f, DEST / f)
+            (DEST / f).chmod(0o644)
     (DEST / "metrics.json").write_text(json.dumps({"validation": ev, "calibration": cal}, indent=2) + "\n")
+    write_card(args, cfg, ev, cal, params)
+
+
+def robustness_table(path: Path | None) -> str:
+    if path is None or not path.is_file():
+        return "Not measured yet: `genspot robustness default --data ../shared/data/cifake-train.zip --out DIR`."
+    r = json.loads(path.read_text())["models"][0]
+    lines = [f"{r['split']}, n = {r['n']:,} (`{path}`):", "", "| perturbation | accuracy | drop (points) |", "|---|---:|---:|"]
+    lines += [f"| {x['perturbation']} | {100 * x['accuracy']:.2f}% | {x['drop_pt']:+.2f} |" for x in r["rows"]]
+    return "\n".join(lines)
+
+
+def write_card(args, cfg, ev, cal, params) -> None:
+    from genspot.models.io import WEIGHTS_FILE
+
+    size_mb = (DEST / WEIGHTS_FILE).stat().st_size / 1e6
     lo, hi = ev["accuracy_ci95"]
     t = cfg["training"]
     card = f"""# genspot default detector
@@ -63,7 +87,7 @@ def main() -> None:
 | architecture | `{cfg['model']}` {cfg.get('model_kwargs') or ''} ({params:,} parameters, {size_mb:.1f} MB safetensors) |
 | input | RGB, {cfg['input_size']}x{cfg['input_size']}, ImageNet mean/std; test-time augmentation: {cfg.get('tta', 'none')} |
 | output | 2 logits (REAL, FAKE); `p_fake` = softmax(logits / T)[FAKE], T = {cal['temperature']:.3f} |
-| trained on | CIFAKE training split ({cfg['data']['n_train']:,} images), minus a duplicate-aware validation split ({cfg['data']['n_val']:,} images, seed {cfg['data']['split_seed']}) |
+| trained on | {cfg['data']['n_train']:,} images of the CIFAKE training split; {cfg['data']['n_val']:,} more held out for validation (seed {cfg['data']['split_seed']}, duplicate groups on one side) |
 | device | {args.device} |
 
 ## Training command
@@ -101,6 +125,10 @@ T = {cal['temperature']:.4f}. The temperature was fitted and measured on the sam
 
 Batched inference on this machine: {ev['images_per_second']:,.0f} images/s (decoded 32x32 tensors, {cfg.get('tta', 'none')} TTA).
 End-to-end figures: `python benchmarks/bench_predict.py --model default` (README, Benchmarks).
+
+## Robustness
+
+{robustness_table(args.robustness)}
 
 ## Intended use
 
