@@ -130,7 +130,13 @@ def _train_one(row: str, model: str, pretrained: str | None, cfg: CompareConfig,
     result_file = run_dir / "result.json"
     if result_file.exists():
         console.print(f"  {model}: finished earlier, not retrained")
-        return json.loads(result_file.read_text())
+        result = json.loads(result_file.read_text())
+        if "roc_curve" not in result["test"] and (run_dir / "model.safetensors").exists():
+            # A result from before ROC points were recorded: re-score its test split (no retraining).
+            ev = evaluate(run_dir, cfg.data, split="auto", progress=False)
+            result["test"]["roc_curve"] = ev["roc_curve"]
+            result_file.write_text(json.dumps(result, indent=2) + "\n")
+        return result
     tcfg = _train_config(model, cfg, run_dir, pretrained)
     resume = (run_dir / "checkpoints" / "last.ckpt").exists()
     if resume:
@@ -196,7 +202,7 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("command", "progress", "out")}
     if state.exists():
         before = json.loads(state.read_text())
-        if before != settings:
+        if {k: before.get(k) for k in settings} != settings:  # options added since default to None
             raise GenspotError(f"{out} holds a comparison with other settings; use another --out")
     out.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps(settings, indent=2) + "\n")
