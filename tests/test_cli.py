@@ -73,3 +73,21 @@ def test_evaluate_on_a_test_only_archive(toy_zip_with_test, tmp_path):
     r = run("evaluate", out, "--data", only_test, "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)["n"] == 1200
+
+
+@pytest.mark.slow
+def test_quickstart_runs_the_whole_slice(tmp_path):
+    """The README's first command, on its generated toy archive."""
+    r = run("quickstart", "--out", tmp_path / "qs", "--epochs", "1", "--limit", "1000")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "accuracy" in r.stdout and (tmp_path / "qs" / "cifake_cnn" / "model.safetensors").exists()
+    from genspot.models.io import default_model_dir
+
+    if (default_model_dir() / "model.safetensors").exists():
+        rows = (tmp_path / "qs" / "predictions.csv").read_text().splitlines()
+        assert rows[0].startswith("path,label,p_fake") and len(rows) == 1 + 4000
+
+
+def test_serve_refuses_a_missing_model(tmp_path):
+    r = run("serve", "--model", tmp_path / "nope")
+    assert r.returncode == 2 and "not a model directory" in " ".join(r.stderr.split()) and "Traceback" not in r.stderr

@@ -449,12 +449,12 @@ def serve_cmd(
 
     import uvicorn
 
-    from genspot.models.io import resolve_model_dir
+    from genspot.models.io import load_model_dir
     from genspot.serve.limits import Limits
 
     if workers < 1:
         raise GenspotError("--workers must be at least 1")
-    resolve_model_dir(model_dir)  # a missing model fails here, in one line, not in every worker
+    load_model_dir(model_dir)  # a missing or broken model fails here, in one line, not in every worker
     limits = Limits(max_request_bytes=int(max_request_mb * 2**20), max_file_bytes=int(max_file_mb * 2**20),
                     max_files=max_files, max_pixels=max_pixels)  # fmt: skip
     os.environ["GENSPOT_SERVE_MODEL"] = str(model_dir)
