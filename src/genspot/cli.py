@@ -499,7 +499,7 @@ def main() -> None:
     try:
         app()
     except GenspotError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)  # one line, however long
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")
