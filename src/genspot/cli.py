@@ -20,6 +20,13 @@ app.add_typer(data_app, name="data")
 out = Console()  # tables and results on stdout; progress and warnings go to stderr
 
 
+def _command_line() -> str:
+    """The command as the user typed it, for the top of a results file."""
+    import shlex
+
+    return "genspot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
@@ -214,8 +221,6 @@ def compare_cmd(
     batch_size: Annotated[Optional[int], typer.Option(help="override every recipe's batch size")] = None,
 ) -> None:
     """Train and evaluate every study model plus genspot's candidate; write the comparison table."""
-    import shlex
-
     from genspot.compare import DEFAULT_MODELS, CompareConfig, compare
 
     pre = {}
@@ -225,7 +230,7 @@ def compare_cmd(
         k, v = item.split("=", 1)
         pre[k] = v
     names = [m for m in models.split(",") if m] if models else list(DEFAULT_MODELS)
-    command = "genspot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line()
     summary = compare(CompareConfig(data=str(data), out=str(out_dir), protocol=protocol, models=names, epochs=epochs,
                                     seed=seed, device=device, pretrained=pre, precision=precision, batch_size=batch_size,
                                     command=command))  # fmt: skip
@@ -271,13 +276,11 @@ def explain_eval_cmd(
     road: Annotated[bool, typer.Option(help="ROAD (noisy linear imputation; the slowest metric)")] = True,
 ) -> None:
     """Score each explanation method's faithfulness: ROAD, deletion/insertion, model randomisation."""
-    import shlex
-
     from genspot.explain.faithfulness import best_method, evaluate_faithfulness, faithfulness_markdown
 
     names = [m for m in methods.split(",") if m] if methods else None
     r = evaluate_faithfulness(model_dir, data, out_dir, n=n, methods=names, seed=seed, road=road)
-    command = "genspot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line()
     (out_dir / "faithfulness.md").write_text(faithfulness_markdown(r, command))
     out.print((out_dir / "faithfulness.md").read_text().split("![")[0])
     metric = "road_combined" if road else "insertion_auc"
@@ -386,8 +389,6 @@ def robustness_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON on stdout")] = False,
 ) -> None:
     """Accuracy and ROC-AUC under JPEG, PNG, resizing, blur, noise, crop and flip."""
-    import shlex
-
     from genspot.report.robustness_report import robustness_markdown, robustness_plot
     from genspot.robustness import robustness
 
@@ -395,7 +396,7 @@ def robustness_cmd(
                    perturbations=[p.strip() for p in only.split(",")] if only else None)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "robustness.json").write_text(json.dumps(r, indent=2) + "\n")
-    command = "genspot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line()
     (out_dir / "robustness.md").write_text(robustness_markdown(r, command))
     robustness_plot(r, out_dir / "robustness.png")
     if as_json:

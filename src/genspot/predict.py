@@ -54,6 +54,11 @@ class Prediction:
         return {k: getattr(self, k) for k in ("path", "label", "p_fake", "model", "error", "mode", "width", "height", "tiles")}
 
 
+def label_of(p_fake: float) -> str:
+    """The verdict for a calibrated P(FAKE): one threshold for every caller."""
+    return "FAKE" if p_fake >= 0.5 else "REAL"
+
+
 def _as_pil(image: str | os.PathLike | bytes | Image.Image | np.ndarray) -> Image.Image:
     if isinstance(image, Image.Image):
         return to_rgb(image)
@@ -131,14 +136,14 @@ class Detector:
         w, h = img.size
         if mode == "resize":
             p = float(self.p_fake(torch.from_numpy(to_array(img, self.size))[None])[0])
-            return Prediction(path, "FAKE" if p >= 0.5 else "REAL", p, self.name, None, mode, w, h)
+            return Prediction(path, label_of(p), p, self.name, None, mode, w, h)
         tiles, grid = tile_image(img, self.size)
         ps = np.concatenate([self.p_fake(torch.from_numpy(tiles[i : i + 256])) for i in range(0, len(tiles), 256)])
         # Average the tiles' log-odds: one confident tile moves the score, many unsure ones do not.
         eps = 1e-6
         logit = np.mean(np.log(np.clip(ps, eps, 1 - eps)) - np.log(np.clip(1 - ps, eps, 1 - eps)))
         p = float(1 / (1 + np.exp(-logit)))
-        return Prediction(path, "FAKE" if p >= 0.5 else "REAL", p, self.name, None, mode, w, h, len(tiles), ps.reshape(grid))
+        return Prediction(path, label_of(p), p, self.name, None, mode, w, h, len(tiles), ps.reshape(grid))
 
     def predict(self, image: str | os.PathLike | bytes | Image.Image | np.ndarray, mode: str = "resize") -> Prediction:
         """Score one image (a path, raw file bytes, a PIL image or an HxWx3 uint8 array)."""
@@ -181,7 +186,7 @@ class Detector:
             ps = self.p_fake(torch.from_numpy(np.stack([a for _, a, _ in pending])))
             for (name, _, img), p in zip(pending, ps):
                 w, h = img.size
-                yield Prediction(name, "FAKE" if p >= 0.5 else "REAL", float(p), self.name, None, mode, w, h,
+                yield Prediction(name, label_of(p), float(p), self.name, None, mode, w, h,
                                  image=img if keep_images else None)  # fmt: skip
             pending.clear()
 
@@ -225,7 +230,7 @@ class Detector:
                         yield Prediction(name, None, None, self.name, err, "resize")
                     else:
                         p = float(next(ps))
-                        yield Prediction(name, "FAKE" if p >= 0.5 else "REAL", p, self.name, None, "resize", *size)
+                        yield Prediction(name, label_of(p), p, self.name, None, "resize", *size)
 
             while chunk := list(islice(items, batch_size)):
                 window.append(pool.apply_async(_decode_chunk, (chunk, self.size)))
@@ -248,7 +253,7 @@ class Detector:
             target = "fake" if p >= 0.5 else "real"
         x = normalize(torch.from_numpy(arr)[None], self.config["mean"], self.config["std"])
         r = explain_batch(self.model, self.config, x, method=method, target=target, layer=layer)
-        return {"map": r["maps"][0], "p_fake": p, "label": "FAKE" if p >= 0.5 else "REAL", "image": arr.transpose(1, 2, 0),
+        return {"map": r["maps"][0], "p_fake": p, "label": label_of(p), "image": arr.transpose(1, 2, 0),
                 "method": method, "layer": r["layer"], "target": self.config["class_names"][int(r["target"][0])]}  # fmt: skip
 
 

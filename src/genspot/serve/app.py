@@ -155,12 +155,13 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
             raise HTTPException(422, f"unknown mode {mode!r}; choose resize or tiles")
         if len(files) > limits.max_files:
             raise HTTPException(413, f"{len(files)} files, over the limit of {limits.max_files} per request")
-        items = []
+        items, any_image = [], False
         for f in files:
             data = await read_upload(f)
             name = f.filename or "upload"
+            any_image |= sniff(data) is not None
             items.append((name, data, check_image(name, data)))
-        if items and all(sniff(d) is None for _, d, _ in items):
+        if items and not any_image:
             raise HTTPException(415, "no uploaded file is an image (PNG, JPEG, WebP, BMP, GIF or TIFF, by content)")
         rows = await run_in_threadpool(score, items, mode)
         return PredictResponse(model=det.name, mode=mode, results=rows, seconds=round(time.perf_counter() - t0, 4))
