@@ -48,3 +48,17 @@ def test_default_name_resolves_to_the_package_folder(tmp_path, monkeypatch):
     assert det.name == "default"
     p = det.predict(np.zeros((32, 32, 3), np.uint8))
     assert 0.0 <= p.p_fake <= 1.0
+
+
+def test_robust_name_resolves_to_its_package_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(model_io, "shipped_model_dir", lambda name: tmp_path / name)
+    with pytest.raises(GenspotError, match="robust model is missing"):
+        model_io.resolve_model_dir("robust")
+    d = tmp_path / "robust"
+    model_io.save_model_dir(create_model("cifake_cnn"), {"model": "cifake_cnn", "class_names": ["REAL", "FAKE"],
+                                                         "mean": [0.5] * 3, "std": [0.5] * 3}, d)  # fmt: skip
+    assert model_io.resolve_model_dir("robust") == d
+    assert model_io.resolve_model_dir(str(tmp_path / "elsewhere")) == tmp_path / "elsewhere"  # a path stays a path
+    from genspot import Detector
+
+    assert Detector.load("robust").name == "robust"

@@ -29,7 +29,7 @@ from genspot.data.batches import normalize
 from genspot.data.decode import image_from_bytes, to_array, to_rgb
 from genspot.data.inputs import iter_inputs
 from genspot.errors import GenspotError
-from genspot.models.io import DEFAULT, load_model_dir
+from genspot.models.io import DEFAULT, SHIPPED, load_model_dir
 from genspot.models.tta import predict_logits
 
 MODES = ("resize", "tiles")
@@ -113,9 +113,10 @@ class Detector:
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu") -> Detector:
-        """Load a model directory (model.safetensors + config.json); no argument: the shipped default."""
+        """Load a model directory (model.safetensors + config.json); no argument: the shipped default,
+        "robust": the shipped robust variant."""
         m, cfg = load_model_dir(model, device=device)
-        name = cfg.get("name") or (DEFAULT if model in (None, DEFAULT) else Path(model).name) or cfg["model"]
+        name = cfg.get("name") or (DEFAULT if model is None else str(model) if str(model) in SHIPPED else Path(model).name) or cfg["model"]
         return cls(m, cfg, name, device)
 
     # -- scoring -------------------------------------------------------------------------

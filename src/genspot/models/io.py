@@ -39,19 +39,29 @@ def save_model_dir(model: nn.Module, config: dict[str, Any], out_dir: str | os.P
 
 
 DEFAULT = "default"
+# Detectors shipped inside the package, weights/<name>/: the default, and its variant trained with
+# blur + JPEG augmentation (`--augment robust`) for re-compressed or resized images.
+SHIPPED = (DEFAULT, "robust")
+
+
+def shipped_model_dir(name: str = DEFAULT) -> Path:
+    """A detector shipped inside the package (src/genspot/weights/<name>)."""
+    return Path(__file__).resolve().parent.parent / "weights" / name
 
 
 def default_model_dir() -> Path:
     """The detector shipped inside the package (src/genspot/weights/default)."""
-    return Path(__file__).resolve().parent.parent / "weights" / DEFAULT
+    return shipped_model_dir(DEFAULT)
 
 
 def resolve_model_dir(model_dir: str | os.PathLike | None) -> Path:
-    """A model directory path; None or "default" names the shipped detector."""
-    if model_dir is None or str(model_dir) == DEFAULT:
-        d = default_model_dir()
+    """A model directory path; None or "default" names the shipped detector, "robust" its robust
+    variant (a local folder of that name: write ./robust)."""
+    name = DEFAULT if model_dir is None else str(model_dir)
+    if name in SHIPPED:
+        d = default_model_dir() if name == DEFAULT else shipped_model_dir(name)
         if not (d / WEIGHTS_FILE).is_file():
-            raise GenspotError(f"the default model is missing from this installation ({d}); pass --model DIR")
+            raise GenspotError(f"the {name} model is missing from this installation ({d}); pass --model DIR")
         return d
     return Path(model_dir).expanduser()
 
