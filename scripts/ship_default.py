@@ -1,9 +1,9 @@
-"""Ship a trained run as genspot's default detector: measure, calibrate, copy, write the card.
+"""Ship a trained run as one of genspot's packaged detectors: measure, calibrate, copy, write the card.
 
     python scripts/ship_default.py RUN_DIR --data ../shared/data/cifake-train.zip \
-        --command "genspot train ..." [--device "2-core CPU"]
+        --command "genspot train ..." [--name default|pristine] [--robustness robustness.json --decision note.md]
 
-Steps, all measured here and written into src/genspot/weights/default/:
+Steps, all measured here and written into src/genspot/weights/<name>/:
   1. fit temperature scaling on the run's validation split (`genspot calibrate`), ECE before/after;
   2. evaluate on the same validation split (accuracy with a 95% bootstrap interval, F1, ROC-AUC);
   3. copy model.safetensors + config.json (with the temperature) and write MODEL_CARD.md.
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEST = ROOT / "src" / "genspot" / "weights" / "default"
+DEST = ROOT / "src" / "genspot" / "weights" / "default"  # set from --name in main()
 
 
 def main() -> None:
@@ -28,9 +28,13 @@ def main() -> None:
     ap.add_argument("--command", required=True, help="the exact training command, for the card")
     ap.add_argument("--device", default="CPU, 2 cores (fp32 weights, bf16 autocast in training)")
     ap.add_argument("--experiments", default="docs/results/default/experiments.md")
-    ap.add_argument("--robustness", type=Path, help="robustness.json of this model, for the card's robustness table")
+    ap.add_argument("--name", default="default", choices=["default", "pristine"], help="which packaged detector this run becomes")
+    ap.add_argument("--robustness", type=Path, help="robustness.json (this model and others), for the card's robustness table")
+    ap.add_argument("--decision", type=Path, help="Markdown: which packaged detector is the default, and why")
     ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from the shipped files, measuring nothing")
     args = ap.parse_args()
+    global DEST
+    DEST = ROOT / "src" / "genspot" / "weights" / args.name
 
     from genspot.calibrate import calibrate
     from genspot.evaluate import evaluate
@@ -44,12 +48,12 @@ def main() -> None:
         write_card(args, cfg, ev, cal, count_parameters(model)[0])
         return
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "default"
+        work = Path(tmp) / args.name
         work.mkdir()
         for f in (WEIGHTS_FILE, CONFIG_FILE):
             shutil.copy2(args.run_dir / f, work / f)
         cfg = json.loads((work / CONFIG_FILE).read_text())
-        cfg["name"] = "default"
+        cfg["name"] = args.name
         (work / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
         cal = calibrate(work, args.data, split="val")
         ev = evaluate(work, args.data, split="val")
@@ -63,12 +67,18 @@ def main() -> None:
     write_card(args, cfg, ev, cal, params)
 
 
-def robustness_table(path: Path | None) -> str:
+def robustness_table(path: Path | None, name: str) -> str:
     if path is None or not path.is_file():
-        return "Not measured yet: `genspot robustness default --data ../shared/data/cifake-train.zip --out DIR`."
-    r = json.loads(path.read_text())["models"][0]
-    lines = [f"{r['split']}, n = {r['n']:,} (`{path}`):", "", "| perturbation | accuracy | drop (points) |", "|---|---:|---:|"]
-    lines += [f"| {x['perturbation']} | {100 * x['accuracy']:.2f}% | {x['drop_pt']:+.2f} |" for x in r["rows"]]
+        return f"Not measured yet: `genspot robustness {name} --data ../shared/data/cifake-train.zip --out DIR`."
+    models = json.loads(path.read_text())["models"]
+    m0 = models[0]
+    lines = [f"{m0['split']}, n = {m0['n']:,}, from [`{path}`](../../../../{path.with_suffix('.md')}); accuracy and its drop "
+             "from clean accuracy in points, per packaged detector:", "",
+             "| perturbation | " + " | ".join(f"{m['name']} acc | drop" for m in models) + " |",
+             "|---|" + "---:|---:|" * len(models)]
+    for i, row in enumerate(m0["rows"]):
+        cells = [f"{100 * m['rows'][i]['accuracy']:.2f}% | {m['rows'][i]['drop_pt']:+.2f}" for m in models]
+        lines.append(f"| {row['perturbation']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -78,9 +88,13 @@ def write_card(args, cfg, ev, cal, params) -> None:
     size_mb = (DEST / WEIGHTS_FILE).stat().st_size / 1e6
     lo, hi = ev["accuracy_ci95"]
     t = cfg["training"]
-    card = f"""# genspot default detector
+    decision = args.decision.read_text().strip() + "\n" if args.decision and args.decision.is_file() else ""
+    usage = ("`genspot predict IMAGE` and `Detector.load()` use this model when no other is given."
+             if args.name == "default" else
+             f"`genspot predict IMAGE --model {args.name}` and `Detector.load(\"{args.name}\")` use this model.")
+    card = f"""# genspot {args.name} detector
 
-`genspot predict IMAGE` and `Detector.load()` use this model when no other is given.
+{usage}
 
 | | |
 |---|---|
@@ -109,7 +123,7 @@ Every run that led here: [experiments.md](../../../../{args.experiments}).
 | ROC-AUC | {ev['roc_auc']:.5f} |
 | confusion matrix (rows true REAL, FAKE) | {ev['confusion_matrix']} |
 
-Reproduce: `genspot evaluate default --data ../shared/data/cifake-train.zip --split val`.
+Reproduce: `genspot evaluate {args.name} --data ../shared/data/cifake-train.zip --split val`.
 
 ## Calibration (temperature scaling fitted on the validation split)
 
@@ -128,8 +142,9 @@ End-to-end figures: `python benchmarks/bench_predict.py --model default` (README
 
 ## Robustness
 
-{robustness_table(args.robustness)}
+{robustness_table(args.robustness, args.name)}
 
+{decision}
 ## Intended use
 
 Research and triage on images like CIFAKE's: small photos of everyday objects vs Stable

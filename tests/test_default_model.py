@@ -1,4 +1,4 @@
-"""The shipped default detector: present, small, calibrated, documented, and as good as its card says."""
+"""The shipped detectors (default and robust): present, small, calibrated, documented, and as good as their cards say."""
 
 import json
 
@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genspot.models.io import default_model_dir
+from genspot.models.io import SHIPPED, default_model_dir, shipped_model_dir
 
 D = default_model_dir()
 
 
-def test_shipped_files_and_card():
-    assert (D / "model.safetensors").is_file(), "the default model must ship inside the package"
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_files_and_card(name):
+    D = shipped_model_dir(name)
+    assert (D / "model.safetensors").is_file(), f"the {name} model must ship inside the package"
     assert (D / "model.safetensors").stat().st_size <= 25 * 1024 * 1024
     cfg = json.loads((D / "config.json").read_text())
     cal = cfg["calibration"]
@@ -20,8 +22,10 @@ def test_shipped_files_and_card():
     assert cal["ece_after"] <= cal["ece_before"] + 1e-9
     card = (D / "MODEL_CARD.md").read_text().lower()
     for needed in ("genspot train", "stable diffusion 1.4", "not a general deepfake detector", "ece", "95% bootstrap ci",
-                   "out of distribution"):
+                   "out of distribution", f"genspot evaluate {name}",
+                   "jpeg q30", "blur sigma 2", "| default acc |", "| pristine acc |"):  # both measured under perturbations
         assert needed in card, needed
+    assert cfg["name"] == name
     metrics = json.loads((D / "metrics.json").read_text())
     assert metrics["validation"]["n"] >= 5000
 
@@ -41,7 +45,8 @@ def test_default_loads_without_arguments(tmp_path):
 
 
 @pytest.mark.realdata
-def test_default_reproduces_its_card_on_validation_images():
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_reproduces_its_card_on_validation_images(name):
     from conftest import SHARED_ZIP
 
     if not SHARED_ZIP.exists():
@@ -52,12 +57,12 @@ def test_default_reproduces_its_card_on_validation_images():
     from genspot.evaluate import predict_scores, select_indices
     from genspot.models.io import load_model_dir
 
-    model, cfg = load_model_dir("default")
+    model, cfg = load_model_dir(name)
     ds = load_dataset(SHARED_ZIP, progress=False)
     idx, _ = select_indices(ds, cfg, "val")
     idx = np.sort(np.random.default_rng(0).choice(idx, 3000, replace=False))
     p = predict_scores(model, cfg, ds, idx)
     acc = float(((p >= 0.5) == (ds.labels[torch.as_tensor(idx)].numpy() == 1)).mean())
-    card = json.loads((D / "metrics.json").read_text())["validation"]["accuracy"]
+    card = json.loads((shipped_model_dir(name) / "metrics.json").read_text())["validation"]["accuracy"]
     # 3,000 of the validation images: within about three standard errors of the card's figure
     assert abs(acc - card) < 3 * np.sqrt(card * (1 - card) / 3000) + 0.002

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,4 +87,28 @@ def test_report_renders_in_a_browser(results, tmp_path):
         assert broken == 0 and page.evaluate("document.images.length") >= 5
         shot = os.environ.get("GENSPOT_REPORT_SCREENSHOT") or str(tmp_path / "report.png")
         page.screenshot(path=shot, full_page=True)
+        browser.close()
+
+
+def test_committed_report_renders_every_section():
+    """docs/report.html, made from docs/results: every section there and drawn in a real browser."""
+    from test_serve_browser import CHROMIUM, FLAGS, _need_browser
+
+    report = Path(__file__).resolve().parents[1] / "docs" / "report.html"
+    page_text = report.read_text()
+    assert not re.search(r"""(src|href)=["']https?://""", page_text)
+    for needed in ("efficientnetv2_b0", "vit_p2", "scorecam", "jpeg q30", "pristine", "default"):
+        assert needed in page_text, needed
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(report.as_uri())
+        for sid in ("comparison", "curves", "tradeoff", "confusion", "roc", "explanations", "robustness"):
+            box = page.locator(f"#{sid}").bounding_box()
+            assert box and box["height"] > 10, sid
+        broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
+        assert broken == 0 and page.evaluate("document.images.length") >= 10  # 6 CAM grids, ROC, curves, ...
         browser.close()

@@ -50,15 +50,15 @@ def test_default_name_resolves_to_the_package_folder(tmp_path, monkeypatch):
     assert 0.0 <= p.p_fake <= 1.0
 
 
-def test_robust_name_resolves_to_its_package_folder(tmp_path, monkeypatch):
+def test_pristine_name_resolves_to_its_package_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(model_io, "shipped_model_dir", lambda name: tmp_path / name)
-    with pytest.raises(GenspotError, match="robust model is missing"):
-        model_io.resolve_model_dir("robust")
-    d = tmp_path / "robust"
+    with pytest.raises(GenspotError, match="pristine model is missing"):
+        model_io.resolve_model_dir("pristine")
+    d = tmp_path / "pristine"
     model_io.save_model_dir(create_model("cifake_cnn"), {"model": "cifake_cnn", "class_names": ["REAL", "FAKE"],
                                                          "mean": [0.5] * 3, "std": [0.5] * 3}, d)  # fmt: skip
-    assert model_io.resolve_model_dir("robust") == d
+    assert model_io.resolve_model_dir("pristine") == d
     assert model_io.resolve_model_dir(str(tmp_path / "elsewhere")) == tmp_path / "elsewhere"  # a path stays a path
     from genspot import Detector
 
-    assert Detector.load("robust").name == "robust"
+    assert Detector.load("pristine").name == "pristine"

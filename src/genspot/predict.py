@@ -114,7 +114,7 @@ class Detector:
     @classmethod
     def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu") -> Detector:
         """Load a model directory (model.safetensors + config.json); no argument: the shipped default,
-        "robust": the shipped robust variant."""
+        "pristine": the shipped flips-only model."""
         m, cfg = load_model_dir(model, device=device)
         name = cfg.get("name") or (DEFAULT if model is None else str(model) if str(model) in SHIPPED else Path(model).name) or cfg["model"]
         return cls(m, cfg, name, device)
