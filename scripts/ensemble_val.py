@@ -30,14 +30,16 @@ def main() -> None:
     ds, idx, scores, out = None, None, [], {}
     for md in args.models:
         model, cfg = load_model_dir(md)
-        ds = ds or load_dataset(args.data, size=int(cfg.get("input_size", 32)), progress=False)
+        if ds is None:
+            ds = load_dataset(args.data, size=int(cfg.get("input_size", 32)), progress=False)
         this_idx, _ = select_indices(ds, cfg, args.split)
         if idx is not None and not np.array_equal(idx, this_idx):
             raise SystemExit(f"error: {md} has another {args.split} split than {args.models[0]}; an ensemble needs one")
         idx = this_idx
         scores.append(predict_scores(model, cfg, ds, idx))
-        y = ds.labels[torch.as_tensor(idx)].numpy()
-        out[md] = classification_metrics(y, scores[-1])
+    y = ds.labels[torch.as_tensor(idx)].numpy()
+    for md, s in zip(args.models, scores):
+        out[md] = classification_metrics(y, s)
     out["ensemble(" + "+".join(args.models) + ")"] = classification_metrics(y, np.mean(scores, 0))
     keep = ("n", "accuracy", "accuracy_ci95", "roc_auc", "f1")
     print(json.dumps({k: {f: v[f] for f in keep} for k, v in out.items()}, indent=2))

@@ -17,8 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEST = ROOT / "src" / "genspot" / "weights" / "default"  # set from --name in main()
+from genspot.models.io import SHIPPED, shipped_model_dir
+
 
 
 def main() -> None:
@@ -28,13 +28,12 @@ def main() -> None:
     ap.add_argument("--command", required=True, help="the exact training command, for the card")
     ap.add_argument("--device", default="CPU, 2 cores (fp32 weights, bf16 autocast in training)")
     ap.add_argument("--experiments", default="docs/results/default/experiments.md")
-    ap.add_argument("--name", default="default", choices=["default", "pristine"], help="which packaged detector this run becomes")
+    ap.add_argument("--name", default="default", choices=SHIPPED, help="which packaged detector this run becomes")
     ap.add_argument("--robustness", type=Path, help="robustness.json (this model and others), for the card's robustness table")
     ap.add_argument("--decision", type=Path, help="Markdown: which packaged detector is the default, and why")
     ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from the shipped files, measuring nothing")
     args = ap.parse_args()
-    global DEST
-    DEST = ROOT / "src" / "genspot" / "weights" / args.name
+    dest = shipped_model_dir(args.name)
 
     from genspot.calibrate import calibrate
     from genspot.evaluate import evaluate
@@ -42,10 +41,10 @@ def main() -> None:
     from genspot.models.io import CONFIG_FILE, WEIGHTS_FILE, load_model_dir
 
     if args.card_only:
-        m = json.loads((DEST / "metrics.json").read_text())
+        m = json.loads((dest / "metrics.json").read_text())
         ev, cal = m["validation"], m["calibration"]
-        model, cfg = load_model_dir(DEST)
-        write_card(args, cfg, ev, cal, count_parameters(model)[0])
+        model, cfg = load_model_dir(dest)
+        write_card(args, dest, cfg, ev, cal, count_parameters(model)[0])
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / args.name
@@ -59,12 +58,12 @@ def main() -> None:
         ev = evaluate(work, args.data, split="val")
         model, cfg = load_model_dir(work)
         params = count_parameters(model)[0]
-        DEST.mkdir(parents=True, exist_ok=True)
+        dest.mkdir(parents=True, exist_ok=True)
         for f in (WEIGHTS_FILE, CONFIG_FILE):
-            shutil.copyfile(work / f, DEST / f)
-            (DEST / f).chmod(0o644)
-    (DEST / "metrics.json").write_text(json.dumps({"validation": ev, "calibration": cal}, indent=2) + "\n")
-    write_card(args, cfg, ev, cal, params)
+            shutil.copyfile(work / f, dest / f)
+            (dest / f).chmod(0o644)
+    (dest / "metrics.json").write_text(json.dumps({"validation": ev, "calibration": cal}, indent=2) + "\n")
+    write_card(args, dest, cfg, ev, cal, params)
 
 
 def robustness_table(path: Path | None, name: str) -> str:
@@ -82,10 +81,10 @@ def robustness_table(path: Path | None, name: str) -> str:
     return "\n".join(lines)
 
 
-def write_card(args, cfg, ev, cal, params) -> None:
+def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
     from genspot.models.io import WEIGHTS_FILE
 
-    size_mb = (DEST / WEIGHTS_FILE).stat().st_size / 1e6
+    size_mb = (dest / WEIGHTS_FILE).stat().st_size / 1e6
     lo, hi = ev["accuracy_ci95"]
     t = cfg["training"]
     decision = args.decision.read_text().strip() + "\n" if args.decision and args.decision.is_file() else ""
@@ -162,8 +161,8 @@ Diffusion 1.4 images of the same classes. `p_fake` is a calibrated score on that
   than generation traces; the heat maps (`genspot explain`) show where it looks.
 - Never use a score alone to accuse a person of fabricating an image.
 """
-    (DEST / "MODEL_CARD.md").write_text(card)
-    print(f"shipped {args.run_dir} -> {DEST}: val acc {ev['accuracy']:.4f} [{lo:.4f}, {hi:.4f}], "
+    (dest / "MODEL_CARD.md").write_text(card)
+    print(f"shipped {args.run_dir} -> {dest}: val acc {ev['accuracy']:.4f} [{lo:.4f}, {hi:.4f}], "
           f"T {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}, {size_mb:.1f} MB")
 
 

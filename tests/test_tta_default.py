@@ -30,14 +30,14 @@ def test_flip_tta_averages_the_two_views():
 
 
 def test_default_name_resolves_to_the_package_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(model_io, "default_model_dir", lambda: tmp_path / "missing")
+    monkeypatch.setattr(model_io, "shipped_model_dir", lambda name: tmp_path / "missing")
     with pytest.raises(GenspotError, match="default model is missing"):
         model_io.resolve_model_dir("default")
     d = tmp_path / "shipped"
     m = create_model("cifake_cnn")
     model_io.save_model_dir(m, {"model": "cifake_cnn", "class_names": ["REAL", "FAKE"], "mean": [0.5] * 3,
                                 "std": [0.5] * 3, "tta": "flip"}, d)  # fmt: skip
-    monkeypatch.setattr(model_io, "default_model_dir", lambda: d)
+    monkeypatch.setattr(model_io, "shipped_model_dir", lambda name: d)
     assert model_io.resolve_model_dir(None) == d
     assert model_io.resolve_model_dir("default") == d
     loaded, cfg = model_io.load_model_dir("default")

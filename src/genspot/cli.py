@@ -18,6 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets (zip archives or folders with REAL/FAKE directories).")
 app.add_typer(data_app, name="data")
 out = Console()  # tables and results on stdout; progress and warnings go to stderr
+MODEL_HELP = "model directory, `default` (the shipped detector) or `pristine` (the flips-only one, for untouched CIFAKE-style images)"
 
 
 def _command_line() -> str:
@@ -250,7 +251,7 @@ def compare_cmd(
 def explain_cmd(
     paths: Annotated[list[str], typer.Argument(help="images, folders (recursive), zip archives or globs")],
     out_dir: Annotated[Path, typer.Option("--out", help="folder for <name>_<method>.png and .npy")],
-    model_dir: Annotated[str, typer.Option("--model", help="model directory, `default` (the shipped detector) or `pristine` (the flips-only one, for untouched CIFAKE-style images)")] = "default",
+    model_dir: Annotated[str, typer.Option("--model", help=MODEL_HELP)] = "default",
     method: Annotated[str, typer.Option(help="cam | gradcam | gradcam++ | scorecam | layercam | eigencam | rollout")] = "gradcam",
     target: Annotated[str, typer.Option(help="fake | real | predicted")] = "predicted",
     layer: Annotated[Optional[str], typer.Option(help="target layer, dotted path (default: the model's documented layer)")] = None,
@@ -267,7 +268,7 @@ def explain_cmd(
 
 @app.command("explain-eval")
 def explain_eval_cmd(
-    model_dir: Annotated[str, typer.Option("--model", help="model directory, `default` or `pristine`")],
+    model_dir: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
     data: Annotated[Path, typer.Option(help="zip archive or folder (its held-out part is sampled)")],
     out_dir: Annotated[Path, typer.Option("--out", help="folder for faithfulness.json / .md and grid.png")],
     n: Annotated[int, typer.Option(help="images in the seeded sample")] = 1000,
@@ -290,7 +291,7 @@ def explain_eval_cmd(
 @app.command("predict")
 def predict_cmd(
     paths: Annotated[list[str], typer.Argument(help="images, folders (recursive), zip archives or globs")],
-    model_dir: Annotated[str, typer.Option("--model", help="model directory, `default` (the shipped detector) or `pristine` (the flips-only one, for untouched CIFAKE-style images)")] = "default",
+    model_dir: Annotated[str, typer.Option("--model", help=MODEL_HELP)] = "default",
     fmt: Annotated[str, typer.Option("--format", help="table | json | jsonl | csv")] = "table",
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write the results to this file")] = None,
     mode: Annotated[str, typer.Option(help="resize (whole image to 32x32) | tiles (32x32 tiles at native resolution)")] = "resize",
@@ -438,7 +439,7 @@ def report_cmd(
 def serve_cmd(
     host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    model_dir: Annotated[str, typer.Option("--model", help="model directory, `default` (the shipped detector) or `pristine` (the flips-only one, for untouched CIFAKE-style images)")] = "default",
+    model_dir: Annotated[str, typer.Option("--model", help=MODEL_HELP)] = "default",
     workers: Annotated[int, typer.Option(help="server processes (each loads the model)")] = 1,
     max_file_mb: Annotated[float, typer.Option(help="per-file upload limit")] = 20,
     max_request_mb: Annotated[float, typer.Option(help="per-request body limit")] = 64,

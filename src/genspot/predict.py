@@ -115,8 +115,9 @@ class Detector:
     def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu") -> Detector:
         """Load a model directory (model.safetensors + config.json); no argument: the shipped default,
         "pristine": the shipped flips-only model."""
-        m, cfg = load_model_dir(model, device=device)
-        name = cfg.get("name") or (DEFAULT if model is None else str(model) if str(model) in SHIPPED else Path(model).name) or cfg["model"]
+        key = DEFAULT if model is None else str(model)
+        m, cfg = load_model_dir(key, device=device)
+        name = cfg.get("name") or (key if key in SHIPPED else Path(key).name) or cfg["model"]
         return cls(m, cfg, name, device)
 
     # -- scoring -------------------------------------------------------------------------
@@ -251,7 +252,7 @@ class Detector:
         # "predicted" explains that verdict, so a heat map never contradicts its caption.
         p = float(self.p_fake(torch.from_numpy(arr)[None])[0])
         if target == "predicted":
-            target = "fake" if p >= 0.5 else "real"
+            target = label_of(p).lower()
         x = normalize(torch.from_numpy(arr)[None], self.config["mean"], self.config["std"])
         r = explain_batch(self.model, self.config, x, method=method, target=target, layer=layer)
         return {"map": r["maps"][0], "p_fake": p, "label": label_of(p), "image": arr.transpose(1, 2, 0),

@@ -61,7 +61,7 @@ def resolve_model_dir(model_dir: str | os.PathLike | None) -> Path:
     shipped one (a local folder of that name: write ./pristine)."""
     name = DEFAULT if model_dir is None else str(model_dir)
     if name in SHIPPED:
-        d = default_model_dir() if name == DEFAULT else shipped_model_dir(name)
+        d = shipped_model_dir(name)
         if not (d / WEIGHTS_FILE).is_file():
             raise GenspotError(f"the {name} model is missing from this installation ({d}); pass --model DIR")
         return d
