@@ -1,7 +1,9 @@
 import numpy as np
 import torch
 
-from genspot.data.batches import Batches, flip_translate, normalize
+import pytest
+
+from genspot.data.batches import Batches, dihedral, flip_translate, normalize
 
 
 def _data(n=50):
@@ -45,3 +47,29 @@ def test_flip_only_mirrors_or_keeps():
     assert all(kinds)
     assert any(torch.equal(o, i.flip(-1)) for o, i in zip(out, img))
     assert any(torch.equal(o, i) for o, i in zip(out, img))
+
+
+def _d4(img):
+    turns = [torch.rot90(img, k, (-2, -1)) for k in range(4)]
+    return turns + [t.flip(-1) for t in turns]
+
+
+def test_dihedral_draws_each_symmetry_of_the_square_and_only_those():
+    img = torch.randn(1, 3, 6, 6).repeat(400, 1, 1, 1)
+    out = dihedral(img, torch.Generator().manual_seed(0))
+    views = _d4(img[0])
+    hits = [next(k for k, v in enumerate(views) if torch.equal(o, v)) for o in out]  # StopIteration if none
+    assert sorted(set(hits)) == list(range(8))
+    with pytest.raises(ValueError, match="square"):
+        dihedral(torch.zeros(2, 3, 4, 6), torch.Generator())
+
+
+def test_d4_batches_are_seeded_and_keep_labels():
+    imgs, labels = _data()
+    kw = dict(batch_size=10, mean=(0, 0, 0), std=(1, 1, 1), shuffle=True, seed=2, augment="d4")
+    a, b = Batches(imgs, labels, np.arange(50), **kw), Batches(imgs, labels, np.arange(50), **kw)
+    assert all(torch.equal(x, y) and torch.equal(u, v) for (x, u), (y, v) in zip(a, b))
+    plain = Batches(imgs, labels, np.arange(50), **{**kw, "augment": "none"})
+    for (x, _), (p, _) in zip(a, plain):  # same order, each image some symmetry of itself
+        assert all(any(torch.equal(xi, v) for v in _d4(pi)) for xi, pi in zip(x, p))
+    assert not all(torch.equal(x, p) for (x, _), (p, _) in zip(a, plain))

@@ -49,6 +49,24 @@ def test_same_seed_same_metrics(toy_zip, tmp_path):
     assert ra == rb and a["best_val_accuracy"] == b["best_val_accuracy"]
 
 
+def test_split_seed_keeps_the_split_so_runs_can_form_an_ensemble(toy_zip, tmp_path):
+    from genspot.models.ensemble import make_ensemble_dir
+
+    tiny = dict(model="spot_resnet", model_kwargs={"widths": [4, 8, 8, 8]}, epochs=1, tta="flip")
+    fit(_cfg(toy_zip, tmp_path / "a", **tiny))
+    fit(_cfg(toy_zip, tmp_path / "b", seed=1, split_seed=0, **tiny))
+    fit(_cfg(toy_zip, tmp_path / "c", seed=1, **tiny))
+    cfg = {k: load_model_dir(tmp_path / k)[1] for k in "abc"}
+    assert cfg["b"]["data"]["split_seed"] == 0 and cfg["c"]["data"]["split_seed"] == 1
+    sd = {k: load_model_dir(tmp_path / k)[0].state_dict() for k in "ab"}
+    assert not all(np.array_equal(sd["a"][n], sd["b"][n]) for n in sd["a"])  # other init and batches
+    make_ensemble_dir([str(tmp_path / "a"), str(tmp_path / "b")], tmp_path / "ab")
+    res = evaluate(tmp_path / "ab", toy_zip, split="val", progress=False)
+    assert res["n"] == cfg["a"]["data"]["n_val"]
+    with pytest.raises(GenspotError, match="split_seed"):
+        make_ensemble_dir([str(tmp_path / "a"), str(tmp_path / "c")], tmp_path / "ac")
+
+
 def test_refuses_to_overwrite_and_to_resume_nothing(toy_zip, tmp_path):
     fit(_cfg(toy_zip, tmp_path / "r", epochs=1))
     with pytest.raises(GenspotError, match="already holds"):

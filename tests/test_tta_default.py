@@ -29,6 +29,20 @@ def test_flip_tta_averages_the_two_views():
     assert not torch.allclose(tta, plain)
 
 
+def test_d4_tta_averages_eight_views_and_is_invariant_to_them():
+    torch.manual_seed(0)
+    m = create_model("cifake_cnn").eval()  # flatten head: no symmetry of its own
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        d4 = predict_logits(m, {"tta": "d4"}, x)
+        turns = [torch.rot90(x, k, (2, 3)) for k in range(4)]
+        want = sum(m(v) for v in turns + [t.flip(3) for t in turns]) / 8
+        for v in (x.transpose(2, 3), x.flip(2), torch.rot90(x, 1, (2, 3))):
+            assert torch.allclose(predict_logits(m, {"tta": "d4"}, v), d4, atol=1e-4)
+    assert torch.allclose(d4, want, atol=1e-5)
+    assert not torch.allclose(d4, predict_logits(m, {"tta": "flip"}, x).detach(), atol=1e-4)
+
+
 def test_default_name_resolves_to_the_package_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(model_io, "shipped_model_dir", lambda name: tmp_path / "missing")
     with pytest.raises(GenspotError, match="default model is missing"):

@@ -129,8 +129,9 @@ def train_cmd(
     schedule: Annotated[str, typer.Option(help="onecycle | cosine | constant")] = "onecycle",
     weight_decay: Annotated[float, typer.Option()] = 5e-4,
     label_smoothing: Annotated[float, typer.Option()] = 0.0,
-    augment: Annotated[str, typer.Option(help="none | flip | flip-crop | robust (flips + random blur and JPEG, Wang et al. 2020)")] = "flip-crop",
+    augment: Annotated[str, typer.Option(help="none | flip | flip-crop | robust (flips + random blur and JPEG, Wang et al. 2020) | d4 (flips, transposes, 90-degree turns)")] = "flip-crop",
     seed: Annotated[int, typer.Option(help="seed of the split, init and batches")] = 0,
+    split_seed: Annotated[Optional[int], typer.Option(help="seed of the split alone (default: --seed); one split, other inits")] = None,
     protocol: Annotated[str, typer.Option(help="full (train minus val) | study (10k/5k/5k)")] = "full",
     limit: Annotated[Optional[int], typer.Option(help="train on at most this many images (stratified)")] = None,
     val_fraction: Annotated[float, typer.Option(help="validation share of the training pool (full protocol)")] = 0.1,
@@ -143,7 +144,7 @@ def train_cmd(
     model_arg: Annotated[Optional[list[str]], typer.Option(help="model option KEY=VALUE (repeatable)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --out with its saved options")] = False,
     workers: Annotated[Optional[int], typer.Option(help="decode processes")] = None,
-    tta: Annotated[str, typer.Option(help="test-time augmentation used when the model scores: none | flip")] = "none",
+    tta: Annotated[str, typer.Option(help="test-time augmentation used when the model scores: none | flip | d4 (8 views)")] = "none",
     devices: Annotated[int, typer.Option(help="processes (CPU) or GPUs per node; over 1 trains with DDP")] = 1,
     strategy: Annotated[str, typer.Option(help="auto | ddp | ddp_spawn (gloo on CPU, NCCL on CUDA)")] = "auto",
     num_nodes: Annotated[int, typer.Option(help="machines (with torchrun or a cluster launcher)")] = 1,
@@ -162,7 +163,7 @@ def train_cmd(
         cfg = TrainConfig(
             model=model, data=str(data), out=str(out_dir), epochs=epochs, batch_size=batch_size, lr=lr,
             optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing,
-            augment=augment, seed=seed, protocol=protocol, limit=limit, val_fraction=val_fraction,
+            augment=augment, seed=seed, split_seed=split_seed, protocol=protocol, limit=limit, val_fraction=val_fraction,
             source_split=split, device=device, precision=precision, channels_last=channels_last,
             early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
             model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta, devices=devices,
@@ -378,6 +379,21 @@ def calibrate_cmd(
               f"NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}")  # fmt: skip
 
 
+@app.command("ensemble")
+def ensemble_cmd(
+    models: Annotated[list[str], typer.Argument(help="two or more spot_resnet model directories (or packaged names) trained on one split")],
+    out_dir: Annotated[Path, typer.Option("--out", help="model directory to write")],
+    data: Annotated[Optional[Path], typer.Option(help="the members' training archive: calibrate the ensemble on their validation split")] = None,
+) -> None:
+    """Merge models into one whose logits are the members' mean (one network: CAM and every scorer apply)."""
+    from genspot.models.ensemble import make_ensemble_dir
+
+    d = make_ensemble_dir(models, out_dir)
+    out.print(f"ensemble of {len(models)} models -> {d}")
+    if data is not None:
+        calibrate_cmd(d, data=data, split="val")
+
+
 @app.command("robustness")
 def robustness_cmd(
     models: Annotated[list[str], typer.Argument(help="model directories, `default` or `pristine` (several: one line each on the plot)")],
@@ -485,7 +501,7 @@ def quickstart(
     train_cmd("cifake_cnn", data=data, out_dir=out_dir / "cifake_cnn", epochs=epochs, limit=limit,
               lr=None, model_arg=None, pretrained=None, split=None, early_stopping=0, workers=None,
               batch_size=64, optimizer="sgd", schedule="onecycle", weight_decay=5e-4, label_smoothing=0.0,
-              augment="flip-crop", seed=0, protocol="full", val_fraction=0.1, device="auto", precision="32",
+              augment="flip-crop", seed=0, split_seed=None, protocol="full", val_fraction=0.1, device="auto", precision="32",
               channels_last=True, resume=False, tta="none", devices=1, strategy="auto", num_nodes=1,
               compile_model=False, profile=False)  # fmt: skip
     evaluate_cmd(out_dir / "cifake_cnn", data=data, split="auto", as_json=False, batch_size=512)

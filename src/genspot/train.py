@@ -56,6 +56,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: str = "flip-crop"
     seed: int = 0
+    split_seed: int | None = None  # None: `seed`; set it to train ensemble members on one split
     protocol: str = "full"
     limit: int | None = None
     val_fraction: float = 0.1
@@ -88,13 +89,17 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise GenspotError("epochs and batch size must be at least 1")
         if self.tta not in TTA_MODES:
-            raise GenspotError(f"unknown test-time augmentation {self.tta!r}; choose none or flip")
+            raise GenspotError(f"unknown test-time augmentation {self.tta!r}; choose one of {', '.join(TTA_MODES)}")
         if self.devices < 1 or self.num_nodes < 1:
             raise GenspotError("--devices and --num-nodes must be at least 1")
         if self.strategy not in ("auto", "ddp", "ddp_spawn"):
             raise GenspotError(f"unknown strategy {self.strategy!r}; choose auto, ddp or ddp_spawn")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise GenspotError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
+
+    @property
+    def data_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     @property
     def learning_rate(self) -> float:
@@ -308,7 +313,7 @@ def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str
             "source": source,
             "fingerprint": fingerprint,
             "protocol": cfg.protocol,
-            "split_seed": cfg.seed,
+            "split_seed": cfg.data_seed,
             "val_fraction": cfg.val_fraction,
             "limit": cfg.limit,
             "source_split": splits.info.get("pool_split"),
@@ -335,7 +340,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress)
     splits = make_splits(
-        ds, cfg.protocol, seed=cfg.seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split
+        ds, cfg.protocol, seed=cfg.data_seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split
     )
     model = create_model(cfg.model, num_classes=len(LABELS), pretrained=cfg.pretrained, **cfg.model_kwargs)
     if cfg.channels_last:

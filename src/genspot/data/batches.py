@@ -4,7 +4,9 @@ No DataLoader, no per-image Python: a batch is one index_select, one float conve
 and a few vectorised ops, so the training step, not the loop, is the bottleneck.
 Augmentations are geometric by default (flips, translations): generator artefacts live in
 the pixels, so nothing blurs, resamples or re-encodes them unless asked: `robust` adds
-Wang et al. 2020's random blur and JPEG re-encoding (data/perturb.py) to flips.
+Wang et al. 2020's random blur and JPEG re-encoding (data/perturb.py) to flips; `d4` draws from
+the eight symmetries of the square (flips, transposes, 90-degree turns), which all map a
+32x32 image's 8x8 JPEG block grid onto itself, as steganalysis does for pixel-level traces.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-AUGMENTS = ("none", "flip", "flip-crop", "robust")
+AUGMENTS = ("none", "flip", "flip-crop", "robust", "d4")
 
 
 def normalize(x_u8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -42,6 +44,21 @@ def flip_translate(x: torch.Tensor, g: torch.Generator, flip: bool = True, pad: 
     cols = (dx.view(b, 1) + torch.where(flips.view(b, 1), ar_w.flip(0), ar_w)).to(x.device)
     out = torch.gather(xp, 2, rows)
     return torch.gather(out, 3, cols.view(b, 1, 1, w).expand(b, c, h, w))
+
+
+def dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """One random symmetry of the square per image: a random transpose then random flips.
+
+    Transpose, vertical and horizontal flip generate all eight elements of D4; square
+    inputs only (a transpose of a non-square batch changes its shape).
+    """
+    b, _, h, w = x.shape
+    if h != w:
+        raise ValueError("d4 augmentation needs square images")
+    t, v, f = (torch.rand(b, generator=g).lt(0.5).view(b, 1, 1, 1).to(x.device) for _ in range(3))
+    x = torch.where(t, x.transpose(2, 3), x)
+    x = torch.where(v, x.flip(2), x)
+    return torch.where(f, x.flip(3), x)
 
 
 class Batches:
@@ -113,7 +130,9 @@ class Batches:
 
                 x_u8 = robust_augment(x_u8.cpu(), g).to(self.images.device)
             x = normalize(x_u8, self.mean, self.std)
-            if self.augment != "none":
+            if self.augment == "d4":
+                x = dihedral(x, g)
+            elif self.augment != "none":
                 x = flip_translate(x, g, flip=True, pad=4 if self.augment == "flip-crop" else 0)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -46,6 +46,7 @@ class SpotResNet(nn.Module):
         super().__init__()
         if len(widths) != len(blocks) + 1:
             raise ValueError("widths needs one entry for the stem plus one per stage")
+        self.widths, self.blocks = tuple(widths), tuple(blocks)  # kept for models/ensemble.merge
         self.stem = _conv_bn(3, widths[0])
         stages = []
         for i, n in enumerate(blocks):

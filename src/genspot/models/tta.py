@@ -3,6 +3,7 @@
 `config["tta"] == "flip"` averages the logits of the image and its mirror image. A
 horizontal flip maps CIFAKE's 8x8 JPEG block grid onto itself (32 is a multiple of 8), so
 both views carry the same compression traces; the flip only removes left-right chance.
+`"d4"` averages all eight symmetries of the square (for models trained with `--augment d4`).
 Every scorer (evaluate, calibrate, predict, serve) goes through here, so one model
 directory gives one number everywhere. Explanations use the single, unflipped view.
 """
@@ -14,12 +15,22 @@ from typing import Any
 import torch
 from torch import nn
 
-TTA_MODES = ("none", "flip")
+TTA_MODES = ("none", "flip", "d4")
+
+
+def _views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
+    if mode == "flip":
+        return [x, x.flip(3)]
+    if mode == "d4":  # the eight symmetries of the square: four turns, each mirrored
+        turns = [torch.rot90(x, k, (2, 3)) for k in range(4)]
+        return turns + [t.flip(3) for t in turns]
+    return [x]
 
 
 def predict_logits(model: nn.Module, config: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) normalised input -> (B, classes) float logits, TTA applied."""
-    logits = model(x).float()
-    if config.get("tta", "none") == "flip":
-        logits = (logits + model(x.flip(3)).float()) / 2
-    return logits
+    views = _views(x, config.get("tta", "none"))
+    logits = model(views[0]).float()
+    for v in views[1:]:
+        logits = logits + model(v).float()
+    return logits / len(views)
