@@ -20,7 +20,6 @@ from pathlib import Path
 from genspot.models.io import SHIPPED, shipped_model_dir
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir", type=Path)
@@ -81,22 +80,12 @@ def robustness_table(path: Path | None, name: str) -> str:
     return "\n".join(lines)
 
 
-def _recipe(t: dict) -> str:
-    return (f"Recipe: {t['epochs']} epochs, {t['optimizer']} lr {t['lr']} ({t['schedule']}), weight decay {t['weight_decay']},\n"
-            f"label smoothing {t['label_smoothing']}, batch {t['batch_size']}, augmentation `{t['augment']}`, precision {t['precision']}.")
-
-
 def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
     from genspot.models.io import WEIGHTS_FILE
 
     size_mb = (dest / WEIGHTS_FILE).stat().st_size / 1e6
     lo, hi = ev["accuracy_ci95"]
-    recipe = "\n".join(
-        [_recipe(cfg["training"])] if "ensemble" not in cfg else
-        [f"An ensemble of {len(cfg['ensemble'])} models trained on the same split, logits averaged "
-         "(`genspot ensemble`; one network, so CAM and every scorer apply as to one model):", ""]
-        + [f"- `{m['source']}`: {m['model']}, seed {m['training']['seed']}; {_recipe(m['training'])}" for m in cfg["ensemble"]]
-    )  # fmt: skip
+    t = cfg["training"]
     decision = args.decision.read_text().strip() + "\n" if args.decision and args.decision.is_file() else ""
     usage = ("`genspot predict IMAGE` and `Detector.load()` use this model when no other is given."
              if args.name == "default" else
@@ -119,7 +108,8 @@ def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
 {args.command}
 ```
 
-{recipe}
+Recipe: {t['epochs']} epochs, {t['optimizer']} lr {t['lr']} ({t['schedule']}), weight decay {t['weight_decay']},
+label smoothing {t['label_smoothing']}, batch {t['batch_size']}, augmentation `{t['augment']}`, precision {t['precision']}.
 Every run that led here: [experiments.md](../../../../{args.experiments}).
 
 ## Validation metrics (n = {ev['n']:,}; the official test split is held out and scored independently)

@@ -11,11 +11,14 @@ exactly as they explain one member (`stages.-1`, the stacked maps), and every sc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from genspot.errors import GenspotError
+from genspot.models.io import load_model_dir, save_model_dir
 from genspot.models.registry import register_model
 from genspot.models.resnet import SpotResNet
 
@@ -86,9 +89,6 @@ def make_ensemble_dir(member_dirs: Sequence[str], out_dir: str | Path) -> Path:
     The result is uncalibrated (temperature 1): fit one with `genspot calibrate` on the
     members' common validation split.
     """
-    from genspot.errors import GenspotError
-    from genspot.models.io import load_model_dir, save_model_dir
-
     if len(member_dirs) < 2:
         raise GenspotError("an ensemble needs at least two model directories")
     loaded = [load_model_dir(d) for d in member_dirs]
