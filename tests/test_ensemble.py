@@ -54,6 +54,21 @@ def test_merged_logits_are_the_members_mean_and_cam_is_their_mean():
         merge([a, create_model("cifake_cnn")])
 
 
+def test_a_highpass_member_merges_and_round_trips(tmp_path):
+    a, b = _member(0), _member(1, stem="highpass")
+    ens = merge([a, b]).eval()
+    assert ens.members[0] == {"widths": [16, 32, 64, 128], "blocks": [1, 1, 1]}  # rgb members: no "stem" key
+    assert ens.members[1]["stem"] == "highpass"
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(ens(x), (a(x) + b(x)) / 2, atol=1e-5)
+    dirs = [save_model_dir(a, _config(), tmp_path / "m0"),
+            save_model_dir(b, {**_config(), "model_kwargs": {"stem": "highpass"}}, tmp_path / "m1")]  # fmt: skip
+    model, _ = load_model_dir(make_ensemble_dir([str(d) for d in dirs], tmp_path / "ens"))
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), ens(x), atol=1e-5)
+
+
 def test_ensemble_dir_scores_like_its_members_and_explains(tmp_path):
     dirs = []
     for i in range(2):

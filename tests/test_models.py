@@ -79,3 +79,16 @@ def test_model_dir_round_trip(tmp_path):
     assert (tmp_path / "model.safetensors").exists() and cfg["model"] == "spot_resnet_s"
     with pytest.raises(GenspotError, match="not a model directory"):
         load_model_dir(tmp_path / "nope")
+
+
+def test_highpass_stem_is_blind_to_colour_offsets_but_not_to_texture():
+    # zero-sum filters with replicate padding: a constant shift of a channel changes nothing
+    m = create_model("spot_resnet_s", stem="highpass").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = m(x)
+        assert torch.allclose(out, m(x + torch.tensor([0.3, -1.0, 2.0]).view(1, 3, 1, 1)), atol=1e-5)
+        assert not torch.allclose(m.forward_features(x), m.forward_features(x.flip(-2)), atol=1e-3)
+    assert not any("stem.0" in k for k in m.state_dict())  # the filter bank is fixed, not a weight
+    with pytest.raises(ValueError, match="stem must be"):
+        create_model("spot_resnet_s", stem="dct")

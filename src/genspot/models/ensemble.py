@@ -40,7 +40,8 @@ class SpotEnsemble(nn.Module):
     def __init__(self, num_classes: int = 2, members: Sequence[dict[str, Any]] | None = None) -> None:
         super().__init__()
         members = list(members) if members else [SMALL, SMALL]
-        nets = [SpotResNet(num_classes, **{k: tuple(v) for k, v in m.items()}) for m in members]
+        nets = [SpotResNet(num_classes, **{k: v if isinstance(v, str) else tuple(v) for k, v in m.items()})
+                for m in members]  # fmt: skip
         self.members = [dict(m) for m in members]
         self.stages = nn.Sequential(StackedBodies([nn.Sequential(n.stem, n.stages) for n in nets]))
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -62,6 +63,9 @@ def merge(models: Sequence[SpotResNet]) -> SpotEnsemble:
         if not isinstance(m, SpotResNet):
             raise ValueError(f"only spot_resnet models can be merged, not {type(m).__name__}")
     members = [{"widths": list(m.widths), "blocks": list(m.blocks)} for m in models]
+    for d, m in zip(members, models):
+        if m.stem_kind != "rgb":  # kept out of rgb members so earlier ensemble configs stay valid
+            d["stem"] = m.stem_kind
     n_cls = models[0].head[-1].out_features
     ens = SpotEnsemble(n_cls, members)
     with torch.no_grad():

@@ -6,6 +6,9 @@ Design choices, and why:
 - Downsampling by max pooling between stages (as in airbench), residual blocks of two
   3x3 convs with batch norm, GELU.
 - Global average pooling into one linear layer, so CAM (Zhou et al. 2016) applies exactly.
+- `stem="highpass"`: the stem sees only fixed high-pass residuals of each colour channel
+  (steganalysis' SRM-style filters), never the raw pixels. A member that cannot read
+  content directly makes other mistakes than the RGB models, which is what an ensemble needs.
 Stage maps at 32x32 input are 32, 16 and 8 pixels wide: every stage gives a usable CAM.
 """
 
@@ -17,6 +20,38 @@ from genspot.models.registry import register_model
 
 def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU())
+
+
+def _highpass_kernels() -> torch.Tensor:
+    """Six zero-sum 5x5 filters: first and second differences both ways, KV 3x3 and KV 5x5."""
+    k = torch.zeros(6, 5, 5)
+    k[0, 2, 2:4] = torch.tensor([-1.0, 1.0])
+    k[1, 2:4, 2] = torch.tensor([-1.0, 1.0])
+    k[2, 2, 1:4] = torch.tensor([1.0, -2.0, 1.0]) / 2
+    k[3, 1:4, 2] = torch.tensor([1.0, -2.0, 1.0]) / 2
+    k[4, 1:4, 1:4] = torch.tensor([[-1.0, 2, -1], [2, -4, 2], [-1, 2, -1]]) / 4
+    k[5] = torch.tensor([[-1.0, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2],
+                         [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]]) / 12  # fmt: skip
+    return k
+
+
+class HighPass(nn.Module):
+    """Fixed (not learned) depthwise high-pass filter bank: 3 channels in, 18 out."""
+
+    def __init__(self, channels: int = 3) -> None:
+        super().__init__()
+        k = _highpass_kernels()
+        self.register_buffer("weight", k.repeat(channels, 1, 1).unsqueeze(1), persistent=False)
+        self.channels = channels
+        self.out_channels = channels * k.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # fp32 even under bf16 autocast: bf16 keeps 8 bits of mantissa, about half a grey level
+        # at these magnitudes, so the differences of neighbours would be mostly rounding.
+        # Replicate padding: a zero border would be an edge of the padding, not of the image.
+        with torch.autocast(x.device.type, enabled=False):
+            x = nn.functional.pad(x.float(), (2, 2, 2, 2), mode="replicate")
+            return nn.functional.conv2d(x, self.weight.float(), groups=self.channels)
 
 
 class Residual(nn.Module):
@@ -42,12 +77,19 @@ class SpotResNet(nn.Module):
         widths: tuple[int, ...] = (32, 64, 128, 256),
         blocks: tuple[int, ...] = (1, 1, 1),
         dropout: float = 0.0,
+        stem: str = "rgb",
     ) -> None:
         super().__init__()
         if len(widths) != len(blocks) + 1:
             raise ValueError("widths needs one entry for the stem plus one per stage")
-        self.widths, self.blocks = tuple(widths), tuple(blocks)  # kept for models/ensemble.merge
-        self.stem = _conv_bn(3, widths[0])
+        if stem not in ("rgb", "highpass"):
+            raise ValueError(f"stem must be 'rgb' or 'highpass', not {stem!r}")
+        self.widths, self.blocks, self.stem_kind = tuple(widths), tuple(blocks), stem  # for ensemble.merge
+        if stem == "highpass":
+            hp = HighPass(3)
+            self.stem = nn.Sequential(hp, *_conv_bn(hp.out_channels, widths[0]))
+        else:
+            self.stem = _conv_bn(3, widths[0])
         stages = []
         for i, n in enumerate(blocks):
             layers: list[nn.Module] = [_conv_bn(widths[i], widths[i + 1])]
