@@ -73,6 +73,8 @@ class TrainConfig:
     devices: int = 1  # processes (CPU) or GPUs per node
     strategy: str = "auto"  # auto | ddp | ddp_spawn
     num_nodes: int = 1
+    teacher: str | None = None  # model directory whose probabilities the targets mix in (distill.py)
+    distill: float = 0.5  # the teacher's share of each training target
     compile: bool = False  # torch.compile the model (pays on CUDA for long runs)
     profile: bool = False  # print where the time goes (Lightning's simple profiler)
     progress: bool = True
@@ -345,17 +347,22 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     model = create_model(cfg.model, num_classes=len(LABELS), pretrained=cfg.pretrained, **cfg.model_kwargs)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    config = model_config(cfg, splits, ds.fingerprint, ds.source)
+    train_targets = ds.labels  # or (N, 2) soft targets, for a student
+    if cfg.teacher:
+        from genspot.distill import teacher_targets
+
+        train_targets = teacher_targets(cfg.teacher, ds, splits, config["data"], cfg.distill, out, cfg.progress)
     if device == "cuda":
         # The whole uint8 set goes to the GPU once (100k CIFAKE images: 300 MB); batches are
         # gathered, normalised and augmented there, with no per-step host-to-device copies.
-        ds.images, ds.labels = ds.images.to("cuda"), ds.labels.to("cuda")
+        ds.images, ds.labels, train_targets = ds.images.to("cuda"), ds.labels.to("cuda"), train_targets.to("cuda")
     common = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last=cfg.channels_last)
     train_b = Batches(
-        ds.images, ds.labels, splits.train, batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment,
+        ds.images, train_targets, splits.train, batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment,
         seed=cfg.seed, drop_last=len(splits.train) > cfg.batch_size, **common,
     )  # fmt: skip
     val_b = Batches(ds.images, ds.labels, splits.val, batch_size=max(cfg.batch_size, 512), **common)
-    config = model_config(cfg, splits, ds.fingerprint, ds.source)
     (out / "run.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
 
     callbacks: list[Callback] = [
