@@ -23,15 +23,13 @@ from genspot.models.io import load_model_dir
 
 CACHE_FILE = "teacher_targets.safetensors"
 # a teacher must have been trained on this very split: one that saw the student's validation
-# images would leak them into its training targets
-_SAME_SPLIT = ("fingerprint", "protocol", "split_seed", "val_fraction", "source_split")
+# images would leak them into its training targets (`limit` too: it changes how the pool is carved)
+_SAME_SPLIT = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split")
 
 
 def check_teacher_split(teacher_cfg: dict, student_data: dict, teacher: str) -> None:
     tdata = teacher_cfg.get("data", {})
     diff = [k for k in _SAME_SPLIT if tdata.get(k) != student_data.get(k)]
-    if tdata.get("limit") is not None and tdata.get("limit") != student_data.get("limit"):
-        diff.append("limit")
     if diff:
         raise GenspotError(f"teacher {teacher} was trained on another split ({', '.join(diff)} differ); "
                            "it may have seen this run's validation images")  # fmt: skip
@@ -48,8 +46,6 @@ def teacher_targets(
     teacher: str, ds: DecodedSet, splits: Splits, student_data: dict, weight: float, out: Path, progress: bool = True
 ) -> torch.Tensor:
     """(len(ds), 2) float targets: soft for the training images, one-hot for every other image."""
-    if not 0.0 < weight <= 1.0:
-        raise GenspotError("--distill must be in (0, 1]: the teacher's share of each training target")
     cache = out / CACHE_FILE
     idx = np.asarray(splits.train)
     if cache.exists():  # a resumed run: the same teacher scored the same images already

@@ -96,6 +96,8 @@ class TrainConfig:
             raise GenspotError("--devices and --num-nodes must be at least 1")
         if self.strategy not in ("auto", "ddp", "ddp_spawn"):
             raise GenspotError(f"unknown strategy {self.strategy!r}; choose auto, ddp or ddp_spawn")
+        if self.teacher and not 0.0 < self.distill <= 1.0:
+            raise GenspotError("--distill must be in (0, 1]: the teacher's share of each training target")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise GenspotError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
 
