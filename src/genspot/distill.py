@@ -10,6 +10,7 @@ probabilities are cached in the run directory so a resumed run does not score ag
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +44,16 @@ def soft_targets(labels: torch.Tensor, p_fake: torch.Tensor, weight: float) -> t
 
 
 def teacher_targets(
-    teacher: str, ds: DecodedSet, splits: Splits, student_data: dict, weight: float, out: Path, progress: bool = True
+    teacher: str,
+    ds: DecodedSet,
+    splits: Splits,
+    student_data: dict,
+    weight: float,
+    out: Path,
+    device: str = "cpu",
+    progress: bool = True,
 ) -> torch.Tensor:
-    """(len(ds), 2) float targets: soft for the training images, one-hot for every other image."""
+    """(len(ds), 2) float targets on the CPU: soft for the training images, one-hot elsewhere."""
     cache = out / CACHE_FILE
     idx = np.asarray(splits.train)
     if cache.exists():  # a resumed run: the same teacher scored the same images already
@@ -57,10 +65,13 @@ def teacher_targets(
     else:
         model, cfg = load_model_dir(teacher)
         check_teacher_split(cfg, student_data, teacher)
-        model.eval()
+        model.to(device).eval()
         with torch.inference_mode():
             p_fake = torch.from_numpy(predict_scores(model, cfg, ds, idx, progress=progress)).float()
-        save_file({"indices": torch.as_tensor(idx, dtype=torch.int64), "p_fake": p_fake}, str(cache))
+        # atomic: under DDP every rank scores and writes; a reader never sees half a file
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        save_file({"indices": torch.as_tensor(idx, dtype=torch.int64), "p_fake": p_fake}, str(tmp))
+        os.replace(tmp, cache)
     labels = ds.labels.cpu()
     targets = torch.nn.functional.one_hot(labels.long(), 2).float()
     targets[torch.as_tensor(idx, dtype=torch.int64)] = soft_targets(labels[idx], p_fake, weight)

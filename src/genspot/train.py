@@ -354,7 +354,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if cfg.teacher:
         from genspot.distill import teacher_targets
 
-        train_targets = teacher_targets(cfg.teacher, ds, splits, config["data"], cfg.distill, out, cfg.progress)
+        train_targets = teacher_targets(cfg.teacher, ds, splits, config["data"], cfg.distill, out, device, cfg.progress)
     if device == "cuda":
         # The whole uint8 set goes to the GPU once (100k CIFAKE images: 300 MB); batches are
         # gathered, normalised and augmented there, with no per-step host-to-device copies.
