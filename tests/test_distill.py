@@ -45,6 +45,11 @@ def test_student_targets_are_the_teachers_probabilities_on_train_only(toy_zip, t
     val = torch.as_tensor(np.asarray(splits.val))
     assert torch.equal(targets[val], torch.nn.functional.one_hot(ds.labels[val].long(), 2).float())
     assert json.loads((tmp_path / "student" / "config.json").read_text())["training"]["teacher"] == str(tmp_path / "teacher")
+    # another teacher (here: the same weights at another temperature) is scored afresh, not served the cache
+    tcfg = json.loads((tmp_path / "teacher" / "config.json").read_text())
+    (tmp_path / "teacher" / "config.json").write_text(json.dumps({**tcfg, "temperature": 5.0}))
+    hotter = teacher_targets(str(tmp_path / "teacher"), ds, splits, student_data, 1.0, tmp_path / "student")
+    assert (hotter[splits.train, 1] - 0.5).abs().mean() < (targets[splits.train, 1] - 0.5).abs().mean()
     # the soft targets reach the loss: the same run without a teacher trains differently
     fit(_cfg(toy_zip, tmp_path / "plain", seed=1, split_seed=0))
     losses = [[json.loads(ln)["train_loss"] for ln in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]

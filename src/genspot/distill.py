@@ -5,22 +5,30 @@ images the teacher (typically an ensemble) finds ambiguous, instead of being pus
 full confidence on all of them: one network that inherits part of the ensemble's gain at a
 single network's cost (Hinton et al. 2015). The teacher scores each training image once,
 before the first epoch, with its own test-time augmentation and temperature; the
-probabilities are cached in the run directory so a resumed run does not score again.
+probabilities are cached in the run directory, keyed by the teacher's files, so a resumed
+run does not score again and a changed teacher is never served stale targets.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from genspot.data import DecodedSet, Splits
 from genspot.errors import GenspotError
 from genspot.evaluate import predict_scores
-from genspot.models.io import load_model_dir
+from genspot.models.io import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    load_model_dir,
+    resolve_model_dir,
+)
 
 CACHE_FILE = "teacher_targets.safetensors"
 # a teacher must have been trained on this very split: one that saw the student's validation
@@ -29,11 +37,24 @@ _SAME_SPLIT = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit",
 
 
 def check_teacher_split(teacher_cfg: dict, student_data: dict, teacher: str) -> None:
+    """Refuse a teacher whose validation images are not exactly the student's."""
     tdata = teacher_cfg.get("data", {})
     diff = [k for k in _SAME_SPLIT if tdata.get(k) != student_data.get(k)]
     if diff:
         raise GenspotError(f"teacher {teacher} was trained on another split ({', '.join(diff)} differ); "
                            "it may have seen this run's validation images")  # fmt: skip
+
+
+def _teacher_key(teacher: str) -> str:
+    """What the cached probabilities depend on: the teacher's weights and config (TTA, temperature)."""
+    d = resolve_model_dir(teacher)
+    h = hashlib.sha256()
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        p = d / name
+        if not p.is_file():
+            raise GenspotError(f"teacher {teacher} is not a model directory (no {name})")
+        h.update(p.read_bytes())
+    return h.hexdigest()
 
 
 def soft_targets(labels: torch.Tensor, p_fake: torch.Tensor, weight: float) -> torch.Tensor:
@@ -55,24 +76,24 @@ def teacher_targets(
 ) -> torch.Tensor:
     """(len(ds), 2) float targets on the CPU: soft for the training images, one-hot elsewhere."""
     cache = out / CACHE_FILE
-    idx = np.asarray(splits.train)
-    if cache.exists():  # a resumed run: the same teacher scored the same images already
-        saved = load_file(str(cache))
-        if torch.equal(saved["indices"], torch.as_tensor(idx, dtype=torch.int64)):
-            p_fake = saved["p_fake"]
-        else:
-            raise GenspotError(f"{cache} was written for other training images; remove it or use another --out")
-    else:
+    idx = torch.as_tensor(np.asarray(splits.train), dtype=torch.int64)
+    key = _teacher_key(teacher)
+    p_fake = None
+    if cache.exists():  # a resumed run: reuse, if the same teacher scored the same images
+        with safe_open(str(cache), "pt") as f:
+            same = (f.metadata() or {}).get("teacher") == key and torch.equal(f.get_tensor("indices"), idx)
+            p_fake = f.get_tensor("p_fake") if same else None
+    if p_fake is None:
         model, cfg = load_model_dir(teacher)
         check_teacher_split(cfg, student_data, teacher)
         model.to(device).eval()
         with torch.inference_mode():
-            p_fake = torch.from_numpy(predict_scores(model, cfg, ds, idx, progress=progress)).float()
+            p_fake = torch.from_numpy(predict_scores(model, cfg, ds, idx.numpy(), progress=progress)).float()
         # atomic: under DDP every rank scores and writes; a reader never sees half a file
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        save_file({"indices": torch.as_tensor(idx, dtype=torch.int64), "p_fake": p_fake}, str(tmp))
+        save_file({"indices": idx, "p_fake": p_fake}, str(tmp), metadata={"teacher": key})
         os.replace(tmp, cache)
     labels = ds.labels.cpu()
     targets = torch.nn.functional.one_hot(labels.long(), 2).float()
-    targets[torch.as_tensor(idx, dtype=torch.int64)] = soft_targets(labels[idx], p_fake, weight)
+    targets[idx] = soft_targets(labels[idx], p_fake, weight)
     return targets
