@@ -23,26 +23,9 @@ from safetensors.torch import save_file
 from genspot.data import DecodedSet, Splits
 from genspot.errors import GenspotError
 from genspot.evaluate import predict_scores
-from genspot.models.io import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    load_model_dir,
-    resolve_model_dir,
-)
+from genspot.models.io import CONFIG_FILE, WEIGHTS_FILE, load_model_dir, resolve_model_dir, split_differences
 
 CACHE_FILE = "teacher_targets.safetensors"
-# a teacher must have been trained on this very split: one that saw the student's validation
-# images would leak them into its training targets (`limit` too: it changes how the pool is carved)
-_SAME_SPLIT = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split")
-
-
-def check_teacher_split(teacher_cfg: dict, student_data: dict, teacher: str) -> None:
-    """Refuse a teacher whose validation images are not exactly the student's."""
-    tdata = teacher_cfg.get("data", {})
-    diff = [k for k in _SAME_SPLIT if tdata.get(k) != student_data.get(k)]
-    if diff:
-        raise GenspotError(f"teacher {teacher} was trained on another split ({', '.join(diff)} differ); "
-                           "it may have seen this run's validation images")  # fmt: skip
 
 
 def _teacher_key(teacher: str) -> str:
@@ -50,10 +33,7 @@ def _teacher_key(teacher: str) -> str:
     d = resolve_model_dir(teacher)
     h = hashlib.sha256()
     for name in (WEIGHTS_FILE, CONFIG_FILE):
-        p = d / name
-        if not p.is_file():
-            raise GenspotError(f"teacher {teacher} is not a model directory (no {name})")
-        h.update(p.read_bytes())
+        h.update((d / name).read_bytes())
     return h.hexdigest()
 
 
@@ -75,6 +55,11 @@ def teacher_targets(
     progress: bool = True,
 ) -> torch.Tensor:
     """(len(ds), 2) float targets on the CPU: soft for the training images, one-hot elsewhere."""
+    model, cfg = load_model_dir(teacher)  # a clear error for a missing teacher; checked on resume too
+    diff = split_differences(cfg, {"data": student_data})
+    if diff:  # a teacher that saw the student's validation images would leak them into its targets
+        raise GenspotError(f"teacher {teacher} was trained on another split ({', '.join(diff)} differ); "
+                           "it may have seen this run's validation images")  # fmt: skip
     cache = out / CACHE_FILE
     idx = torch.as_tensor(np.asarray(splits.train), dtype=torch.int64)
     key = _teacher_key(teacher)
@@ -84,8 +69,6 @@ def teacher_targets(
             same = (f.metadata() or {}).get("teacher") == key and torch.equal(f.get_tensor("indices"), idx)
             p_fake = f.get_tensor("p_fake") if same else None
     if p_fake is None:
-        model, cfg = load_model_dir(teacher)
-        check_teacher_split(cfg, student_data, teacher)
         model.to(device).eval()
         with torch.inference_mode():
             p_fake = torch.from_numpy(predict_scores(model, cfg, ds, idx.numpy(), progress=progress)).float()

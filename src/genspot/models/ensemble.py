@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from genspot.errors import GenspotError
-from genspot.models.io import load_model_dir, save_model_dir
+from genspot.models.io import load_model_dir, save_model_dir, split_differences
 from genspot.models.registry import register_model
 from genspot.models.resnet import SpotResNet
 
@@ -84,7 +84,6 @@ def spot_resnet_ensemble(num_classes: int = 2, members: Sequence[dict[str, Any]]
 # what members must share: one split (else a member has trained on the ensemble's validation
 # images) and one input pipeline (else "the same image" differs between them)
 _SHARED = ("input_size", "mean", "std", "class_names", "positive_class", "tta")
-_SHARED_DATA = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split")
 
 
 def make_ensemble_dir(member_dirs: Sequence[str], out_dir: str | Path) -> Path:
@@ -99,7 +98,7 @@ def make_ensemble_dir(member_dirs: Sequence[str], out_dir: str | Path) -> Path:
     cfg0 = loaded[0][1]
     for d, (_, cfg) in zip(member_dirs[1:], loaded[1:]):
         diff = [k for k in _SHARED if cfg.get(k) != cfg0.get(k)]
-        diff += [f"data.{k}" for k in _SHARED_DATA if cfg.get("data", {}).get(k) != cfg0.get("data", {}).get(k)]
+        diff += [f"data.{k}" for k in split_differences(cfg, cfg0)]
         if diff:
             raise GenspotError(f"{d} differs from {member_dirs[0]} in {', '.join(diff)}; members must share split and input")
     try:

@@ -22,6 +22,14 @@ from genspot.models.registry import create_model
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+# the config["data"] keys that fix which images trained and which validate
+SPLIT_KEYS = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split")
+
+
+def split_differences(config_a: dict[str, Any], config_b: dict[str, Any]) -> list[str]:
+    """The SPLIT_KEYS in which two model configs' data splits differ (empty: the same split)."""
+    a, b = config_a.get("data", {}), config_b.get("data", {})
+    return [k for k in SPLIT_KEYS if a.get(k) != b.get(k)]
 
 
 def save_model_dir(model: nn.Module, config: dict[str, Any], out_dir: str | os.PathLike) -> Path:
