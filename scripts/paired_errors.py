@@ -53,7 +53,7 @@ def by_class_table(paths: list[str], labels: np.ndarray, wrong: np.ndarray) -> l
 
 
 def save_montage(out: str, images: np.ndarray, captions: list[str], cols: int = 12) -> None:
-    """Images (N, 3, H, W) uint8, upscaled 4x with nearest neighbours so the pixels stay visible."""
+    """Images (N, 3, H, W) uint8, drawn with nearest-neighbour interpolation so the pixels stay visible."""
     import matplotlib
 
     matplotlib.use("Agg")
