@@ -20,6 +20,8 @@ from math import comb
 import numpy as np
 import torch
 
+from genspot.data.sources import LABELS
+
 
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value: b and c are the two kinds of discordant pairs."""
@@ -42,7 +44,7 @@ def cifar_class(path: str) -> str:
 def by_class_table(paths: list[str], labels: np.ndarray, wrong: np.ndarray) -> list[str]:
     """Markdown rows: per class, the mistakes on REAL and on FAKE images out of how many."""
     classes = np.array([cifar_class(p) for p in paths])
-    rows = ["| class | REAL wrong | FAKE wrong |", "|---|---:|---:|"]
+    rows = [f"| class | {LABELS[0]} wrong | {LABELS[1]} wrong |", "|---|---:|---:|"]
     for c in sorted(set(classes.tolist()), key=lambda c: CIFAR10.index(c) if c in CIFAR10 else 99):
         cells = []
         for y in (0, 1):
@@ -86,22 +88,24 @@ def main() -> None:
     from genspot.models.io import load_model_dir
 
     ds = load_dataset(args.data, progress=False)
-    wrong, scores, idx0 = {}, {}, None
+    scores, idx0 = {}, None
     for name in args.models:
         model, cfg = load_model_dir(name)
         idx, desc = select_indices(ds, cfg, "val")
         if idx0 is not None and not np.array_equal(idx, idx0):
             raise SystemExit(f"error: {name} has another validation split than {args.models[0]}")
         idx0 = idx
-        p = scores[name] = predict_scores(model, cfg, ds, idx)
-        wrong[name] = (p >= 0.5) != (ds.labels[torch.as_tensor(idx)].numpy() == 1)
-        print(f"{name}: {int(wrong[name].sum())} wrong of {len(idx):,} ({desc})")
+        scores[name] = predict_scores(model, cfg, ds, idx)
+        print(f"{name}: scored {len(idx):,} images ({desc})")
+    labels = ds.labels[torch.as_tensor(idx0)].numpy()
+    wrong = {name: (p >= 0.5) != (labels == 1) for name, p in scores.items()}
+    for name in args.models:
+        print(f"{name}: {int(wrong[name].sum())} wrong of {len(idx0):,}")
     for a, b in combinations(args.models, 2):
         wa, wb = wrong[a], wrong[b]
         only_a, only_b = int((wa & ~wb).sum()), int((~wa & wb).sum())
         print(f"{a} vs {b}: both wrong {int((wa & wb).sum())}, only {a} {only_a}, only {b} {only_b}, "
               f"exact McNemar p = {mcnemar_exact(only_a, only_b):.3f}")
-    labels = ds.labels[torch.as_tensor(idx0)].numpy()
     paths = [ds.paths[i] for i in idx0]
     if args.by_class:
         for name in args.models:
@@ -117,7 +121,7 @@ def main() -> None:
         print("\n".join(by_class_table(paths, labels, every)))
     if args.montage:
         sel = np.flatnonzero(every)
-        caps = [f"{'FAKE' if labels[i] else 'REAL'} {cifar_class(paths[i])}\np_fake {scores[last][i]:.2f}" for i in sel]
+        caps = [f"{LABELS[labels[i]]} {cifar_class(paths[i])}\np_fake {scores[last][i]:.2f}" for i in sel]
         save_montage(args.montage, ds.images[torch.as_tensor(idx0[sel])].numpy(), caps)
         print(f"montage of {len(sel)} images: {args.montage} (p_fake from {last})")
 
