@@ -150,6 +150,7 @@ def train_cmd(
     num_nodes: Annotated[int, typer.Option(help="machines (with torchrun or a cluster launcher)")] = 1,
     teacher: Annotated[Optional[str], typer.Option(help="model directory (e.g. an ensemble) to distil from, trained on the same split")] = None,
     distill: Annotated[float, typer.Option(help="with --teacher: the teacher's share of each training target")] = 0.5,
+    ema: Annotated[float, typer.Option(help="decay of a moving average of the weights, updated every step, that validation and the saved model use (0: off; 0.999 averages about the last 1,000 steps)")] = 0.0,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (CUDA, long runs)")] = False,
     profile: Annotated[bool, typer.Option(help="print where the time went (Lightning's simple profiler)")] = False,
 ) -> None:
@@ -170,7 +171,7 @@ def train_cmd(
             early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
             model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta, devices=devices,
             strategy=strategy, num_nodes=num_nodes, compile=compile_model, profile=profile,
-            teacher=teacher, distill=distill,
+            teacher=teacher, distill=distill, ema=ema,
         )  # fmt: skip
     summary = fit(cfg, resume=resume)
     if summary["global_rank"] != 0:

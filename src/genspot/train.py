@@ -25,7 +25,12 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, EarlyStopping, RichProgressBar
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    EMAWeightAveraging,
+    RichProgressBar,
+)
 
 from genspot import __version__
 from genspot.data import LABELS, Splits, load_dataset, make_splits
@@ -75,6 +80,7 @@ class TrainConfig:
     num_nodes: int = 1
     teacher: str | None = None  # model directory whose probabilities the targets mix in (distill.py)
     distill: float = 0.5  # the teacher's share of each training target
+    ema: float = 0.0  # decay of a moving average of the weights that validation and export use; 0 = off
     compile: bool = False  # torch.compile the model (pays on CUDA for long runs)
     profile: bool = False  # print where the time goes (Lightning's simple profiler)
     progress: bool = True
@@ -98,6 +104,8 @@ class TrainConfig:
             raise GenspotError(f"unknown strategy {self.strategy!r}; choose auto, ddp or ddp_spawn")
         if self.teacher and not 0.0 < self.distill <= 1.0:
             raise GenspotError("--distill must be in (0, 1]: the teacher's share of each training target")
+        if not 0.0 <= self.ema < 1.0:
+            raise GenspotError("--ema must be in [0, 1): the decay of the weights' moving average (0: off)")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise GenspotError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
 
@@ -110,13 +118,40 @@ class TrainConfig:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
 
+class EMA(EMAWeightAveraging):
+    """An exponential moving average of the weights and BatchNorm statistics, updated after
+    every optimizer step. Lightning swaps the average in for validation, so the logged val
+    metrics, the exported model and checkpoints' `state_dict` are the average's."""
+
+    def __init__(self, decay: float) -> None:
+        super().__init__(decay=decay)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # The average is a deep copy of pl_module: hold its data shards (the whole image set)
+        # and this callback aside meanwhile, so that only the network is copied.
+        held = pl_module.shards, pl_module.ema
+        pl_module.shards, pl_module.ema = (), None
+        try:
+            super().setup(trainer, pl_module, stage)
+        finally:
+            pl_module.shards, pl_module.ema = held
+
+    def other(self) -> torch.nn.Module:
+        """The zoo model held aside: the average outside validation, the training weights
+        during it (the two are swapped in place). Always in eval mode: it is only scored."""
+        assert self._average_model is not None, "EMA.other() before fit began"
+        return self._average_model.module.model.eval()
+
+
 class Classifier(L.LightningModule):
-    """Cross-entropy training of any zoo model; logs val loss and accuracy per epoch."""
+    """Cross-entropy training of any zoo model; logs val loss and accuracy per epoch (and with
+    an EMA, the accuracy of the training weights beside the average's)."""
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int, shards: tuple = ()) -> None:
         super().__init__()
         self.model, self.cfg, self.steps_per_epoch = model, cfg, steps_per_epoch
         self.shards = shards  # the train and val Batches, sharded per rank in setup()
+        self.ema: EMA | None = None
         self._val: list[torch.Tensor] = []
         self._train_loss: list[torch.Tensor] = []
 
@@ -137,7 +172,11 @@ class Classifier(L.LightningModule):
         logits = self.model(x).float()
         loss = F.cross_entropy(logits, y, reduction="sum")
         correct = (logits.argmax(1) == y).sum()
-        self._val.append(torch.stack([loss, correct.float(), torch.tensor(float(len(y)), device=loss.device)]))
+        # With an EMA, also score the training weights (held aside during validation) on the
+        # same images: what the average bought, paired, at the cost of a second forward pass.
+        raw_correct = (self.ema.other()(x).argmax(1) == y).sum() if self.ema is not None else correct
+        n = torch.tensor(float(len(y)), device=loss.device)
+        self._val.append(torch.stack([loss, correct.float(), n, raw_correct.float()]))
 
     def on_validation_epoch_start(self) -> None:
         self._val.clear()
@@ -148,11 +187,13 @@ class Classifier(L.LightningModule):
             b.shard(self.global_rank, self.trainer.world_size)
 
     def on_validation_epoch_end(self) -> None:
-        local = torch.stack(self._val).sum(0) if self._val else torch.zeros(3, device=self.device)
-        # Sum the shards' (loss, correct, n) over ranks: exact accuracy, whatever the shard sizes.
-        loss, correct, n = self.all_gather(local).reshape(-1, 3).sum(0)
+        local = torch.stack(self._val).sum(0) if self._val else torch.zeros(4, device=self.device)
+        # Sum the shards' (loss, correct, n, raw_correct) over ranks: exact accuracy, whatever the shard sizes.
+        loss, correct, n, raw_correct = self.all_gather(local).reshape(-1, 4).sum(0)
         self.log("val_loss", loss / n)
         self.log("val_acc", correct / n, prog_bar=True)
+        if self.ema is not None:
+            self.log("val_acc_raw", raw_correct / n)
         if self._train_loss:
             self.log("train_loss", torch.stack(self._train_loss).mean(), sync_dist=True)
 
@@ -217,6 +258,7 @@ class EpochLog(Callback):
             "train_loss": _f(m.get("train_loss")),
             "val_loss": _f(m.get("val_loss")),
             "val_accuracy": _f(m.get("val_acc")),
+            **({"val_accuracy_raw": _f(m["val_acc_raw"])} if "val_acc_raw" in m else {}),
             "lr": _f(trainer.optimizers[0].param_groups[0]["lr"]),
             "epoch_seconds": round(now - self._t0, 3),
             "train_seconds": round(train_s, 3),
@@ -228,10 +270,11 @@ class EpochLog(Callback):
 
 
 class ExportBest(Callback):
-    """Writes model.safetensors + config.json whenever validation accuracy improves."""
+    """Writes model.safetensors + config.json whenever validation accuracy improves: the weights
+    that were validated, i.e. the EMA's when there is one."""
 
-    def __init__(self, out: Path, config: dict[str, Any]) -> None:
-        self.out, self.config = out, config
+    def __init__(self, out: Path, config: dict[str, Any], ema: EMA | None = None) -> None:
+        self.out, self.config, self.ema = out, config, ema
         self.best = -1.0
 
     def on_validation_end(self, trainer, pl_module) -> None:
@@ -248,7 +291,9 @@ class ExportBest(Callback):
                 "val_accuracy": acc,
                 "val_loss": _f(trainer.callback_metrics.get("val_loss")),
             }
-            save_model_dir(getattr(pl_module.model, "_orig_mod", pl_module.model), cfg, self.out)  # unwrap torch.compile
+            # By on_validation_end Lightning has swapped the training weights back into pl_module.
+            model = self.ema.other() if self.ema is not None else pl_module.model
+            save_model_dir(getattr(model, "_orig_mod", model), cfg, self.out)  # unwrap torch.compile
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}
@@ -367,9 +412,11 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     val_b = Batches(ds.images, ds.labels, splits.val, batch_size=max(cfg.batch_size, 512), **common)
     (out / "run.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
 
+    ema = EMA(cfg.ema) if cfg.ema > 0 else None
     callbacks: list[Callback] = [
+        *([ema] if ema else []),
         EpochLog(out / "metrics.jsonl", len(train_b) * cfg.batch_size if train_b.drop_last else len(splits.train)),
-        ExportBest(out, config),
+        ExportBest(out, config, ema),
         LastCheckpoint(ckpt),
     ]
     if cfg.progress:
@@ -400,6 +447,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         enable_checkpointing=False,  # LastCheckpoint and ExportBest write what a run keeps
     )
     module = Classifier(model, cfg, steps_per_epoch=len(train_b), shards=(train_b, val_b))
+    module.ema = ema
     if cfg.compile:
         module.model = torch.compile(module.model)
     total, trainable = count_parameters(model)
