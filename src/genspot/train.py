@@ -136,6 +136,16 @@ class EMA(EMAWeightAveraging):
         finally:
             pl_module.shards, pl_module.ema = held
 
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_epoch_start(trainer, pl_module)  # the average in, the training weights aside
+        if trainer.world_size > 1 and torch.distributed.is_initialized():
+            # Under DDP each rank's BatchNorm statistics drift apart (plain DDP re-broadcasts rank 0's
+            # before every forward; the average and the weights held aside get no such sync): validate
+            # both with rank 0's, the ones that are saved.
+            for m in (pl_module, self.other()):
+                for buf in m.buffers():
+                    torch.distributed.broadcast(buf.data, src=0)
+
     def other(self) -> torch.nn.Module:
         """The zoo model held aside: the average outside validation, the training weights
         during it (the two are swapped in place). Always in eval mode: it is only scored."""
