@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from genspot.errors import GenspotError
 from genspot.evaluate import bootstrap_ci, classification_metrics, evaluate
@@ -104,8 +105,43 @@ def test_ema_validates_and_exports_the_average_and_leaves_training_alone(toy_zip
     assert float(((p_fake > 0.5) == (y == 1)).mean()) == pytest.approx(cfg["best"]["val_accuracy"], abs=1e-6)
     sd_plain = load_model_dir(tmp_path / "plain")[0].state_dict()
     assert not all(np.array_equal(sd_plain[n], v) for n, v in model.state_dict().items())
+    # Its BatchNorm statistics are those of the averaged weights, recomputed on that epoch's first
+    # training batches (an average of running statistics would not match averaged weights).
+    import copy
+
+    from genspot.data import make_splits
+    from genspot.data.batches import Batches
+    from genspot.train import recompute_bn
+
+    splits = make_splits(ds, "full", seed=0, val_fraction=0.2)
+    train_b = Batches(ds.images, ds.labels, splits.train, batch_size=64, shuffle=True, augment="flip-crop", seed=0,
+                      drop_last=True, mean=cfg["mean"], std=cfg["std"], channels_last=True)  # fmt: skip
+    train_b.set_epoch(cfg["best"]["epoch"])
+    again = copy.deepcopy(model)
+    recompute_bn(again, train_b, 100)
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), name
     with pytest.raises(GenspotError, match="--ema"):
         _cfg(toy_zip, tmp_path / "bad", ema=1.0)
+
+
+def test_recompute_bn_gives_the_statistics_of_the_current_weights():
+    import torch
+
+    from genspot.data.batches import Batches
+    from genspot.train import recompute_bn
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.1)).eval()
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    batches = Batches(images, torch.zeros(40, dtype=torch.int64), np.arange(40), batch_size=10, mean=(0.5,) * 3, std=(0.25,) * 3)
+    recompute_bn(model, batches, n_batches=3)
+    feats = torch.cat([model[0](x) for x, _ in list(batches)[:3]])  # the first 3 batches, no more
+    bn = model[1]
+    assert torch.allclose(bn.running_mean, feats.mean((0, 2, 3)), atol=1e-5)
+    per_batch_var = torch.stack([f.var((0, 2, 3), unbiased=True) for f in feats.split(10)])
+    assert torch.allclose(bn.running_var, per_batch_var.mean(0), atol=1e-5)  # mean of the batches' variances
+    assert bn.momentum == 0.1 and not model.training
 
 
 def test_ema_resumes_with_its_average(toy_zip, tmp_path, monkeypatch):

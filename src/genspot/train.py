@@ -119,12 +119,18 @@ class TrainConfig:
 
 
 class EMA(EMAWeightAveraging):
-    """An exponential moving average of the weights and BatchNorm statistics, updated after
-    every optimizer step. Lightning swaps the average in for validation, so the logged val
-    metrics, the exported model and checkpoints' `state_dict` are the average's."""
+    """An exponential moving average of the weights, updated after every optimizer step.
+    Lightning swaps the average in for validation, so the logged val metrics, the exported
+    model and checkpoints' `state_dict` are the average's.
 
-    def __init__(self, decay: float) -> None:
-        super().__init__(decay=decay)
+    BatchNorm statistics are not averaged but recomputed for the averaged weights before each
+    validation, over the first `bn_batches` training batches of the epoch: an average of
+    running statistics does not match averaged weights (measured on CIFAKE, epoch 3 of a 0.999
+    run: 57.7% with averaged statistics, 95.95% with recomputed ones, same weights)."""
+
+    def __init__(self, decay: float, bn_batches: int = 100) -> None:
+        super().__init__(decay=decay, use_buffers=False)
+        self.bn_batches = bn_batches
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # The average is a deep copy of pl_module: hold its data shards (the whole image set)
@@ -138,6 +144,8 @@ class EMA(EMAWeightAveraging):
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_epoch_start(trainer, pl_module)  # the average in, the training weights aside
+        if self._average_model is not None and pl_module.shards:
+            recompute_bn(pl_module.model, pl_module.shards[0], self.bn_batches)
         if trainer.world_size > 1 and torch.distributed.is_initialized():
             # Under DDP each rank's BatchNorm statistics drift apart (plain DDP re-broadcasts rank 0's
             # before every forward; the average and the weights held aside get no such sync): validate
@@ -151,6 +159,28 @@ class EMA(EMAWeightAveraging):
         during it (the two are swapped in place). Always in eval mode: it is only scored."""
         assert self._average_model is not None, "EMA.other() before fit began"
         return self._average_model.module.model.eval()
+
+
+@torch.no_grad()
+def recompute_bn(model: torch.nn.Module, batches: Batches, n_batches: int) -> None:
+    """BatchNorm running statistics of `model` as they are for its current weights: the plain
+    mean over up to `n_batches` batches in train mode (torch.optim.swa_utils.update_bn's method).
+    Momentum and mode are put back as they were."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    momenta, was_training = [m.momentum for m in bns], model.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    for k, (x, _) in enumerate(batches):
+        if k >= n_batches:
+            break
+        model(x)
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    model.train(was_training)
 
 
 class Classifier(L.LightningModule):
