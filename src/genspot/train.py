@@ -147,9 +147,9 @@ class EMA(EMAWeightAveraging):
         if self._average_model is not None and pl_module.shards:
             recompute_bn(pl_module.model, pl_module.shards[0], self.bn_batches)
         if trainer.world_size > 1 and torch.distributed.is_initialized():
-            # Under DDP each rank's BatchNorm statistics drift apart (plain DDP re-broadcasts rank 0's
-            # before every forward; the average and the weights held aside get no such sync): validate
-            # both with rank 0's, the ones that are saved.
+            # Under DDP each rank's BatchNorm statistics differ (plain DDP re-broadcasts rank 0's before
+            # every forward; here each rank recomputed the average's on its own shard, and the weights
+            # held aside get no sync): validate both with rank 0's, the ones that are saved.
             for m in (pl_module, self.other()):
                 for buf in m.buffers():
                     torch.distributed.broadcast(buf.data, src=0)
