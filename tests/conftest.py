@@ -54,6 +54,21 @@ def rng():
 __all__ = ["jpeg_bytes", "write_zip", "toy_image", "SHARED_ZIP"]
 
 
+def rescore_val(run_dir: Path, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """A saved run re-scored in one process on its own validation split: (p_fake, labels, mean
+    negative log-likelihood per image, config), to hold against what training logged."""
+    from genspot.data import load_dataset
+    from genspot.evaluate import predict_scores, select_indices
+    from genspot.models.io import load_model_dir
+
+    model, cfg = load_model_dir(run_dir)
+    ds = load_dataset(data, progress=False)
+    idx, _ = select_indices(ds, cfg, "val")
+    p_fake = predict_scores(model, cfg, ds, idx)
+    y = ds.labels.numpy()[idx]
+    return p_fake, y, -np.log(np.where(y == 1, p_fake, 1 - p_fake)), cfg
+
+
 def random_model_dir(path: Path, name: str) -> Path:
     """An untrained model directory (seeded): enough for tests of plumbing, not of accuracy."""
     import torch

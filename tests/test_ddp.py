@@ -36,11 +36,7 @@ def test_ddp_with_ema_validates_with_rank_0s_statistics(toy_zip, tmp_path):
     """Each rank's BatchNorm statistics drift apart under DDP; an EMA run validates the average
     and the training weights with rank 0's, as plain DDP does: the training weights score what a
     plain DDP run scores, and one process re-scoring the saved average finds the logged val loss."""
-    import numpy as np
-
-    from genspot.data import load_dataset
-    from genspot.evaluate import predict_scores, select_indices
-    from genspot.models.io import load_model_dir
+    from conftest import rescore_val
 
     def train(out, *extra):
         cmd = [sys.executable, "-m", "genspot.cli", "train", "spot_resnet", "--model-arg", "widths=[4,8,8,8]",
@@ -53,10 +49,5 @@ def test_ddp_with_ema_validates_with_rank_0s_statistics(toy_zip, tmp_path):
     plain, ema = train(tmp_path / "plain"), train(tmp_path / "ema", "--ema", "0.9")
     assert [x["train_loss"] for x in ema] == [x["train_loss"] for x in plain]
     assert [x["val_accuracy_raw"] for x in ema] == [x["val_accuracy"] for x in plain]
-    model, cfg = load_model_dir(tmp_path / "ema")
-    ds = load_dataset(toy_zip, progress=False)
-    idx, _ = select_indices(ds, cfg, "val")
-    p_fake = predict_scores(model, cfg, ds, idx)
-    y = ds.labels.numpy()[idx]
-    nll = float(-np.log(np.where(y == 1, p_fake, 1 - p_fake)).mean())
-    assert nll == pytest.approx(cfg["best"]["val_loss"], rel=1e-5)
+    _, _, nll, cfg = rescore_val(tmp_path / "ema", toy_zip)
+    assert float(nll.mean()) == pytest.approx(cfg["best"]["val_loss"], rel=1e-5)

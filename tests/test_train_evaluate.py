@@ -80,7 +80,7 @@ def _rows(run):
 
 
 def test_ema_validates_and_exports_the_average_and_leaves_training_alone(toy_zip, tmp_path):
-    tiny = dict(model="spot_resnet", model_kwargs={"widths": [4, 8, 8, 8]}, epochs=2)  # BatchNorm: buffers averaged too
+    tiny = dict(model="spot_resnet", model_kwargs={"widths": [4, 8, 8, 8]}, epochs=2)  # with BatchNorm, whose statistics EMA recomputes
     fit(_cfg(toy_zip, tmp_path / "plain", **tiny))
     fit(_cfg(toy_zip, tmp_path / "ema", ema=0.9, **tiny))
     plain, ema = _rows(tmp_path / "plain"), _rows(tmp_path / "ema")
@@ -93,15 +93,12 @@ def test_ema_validates_and_exports_the_average_and_leaves_training_alone(toy_zip
     assert cfg["training"]["ema"] == 0.9
     assert cfg["best"]["val_accuracy"] == max(r["val_accuracy"] for r in ema)
     # What was saved is what was validated: the average, not the training weights.
-    from genspot.data import load_dataset
-    from genspot.evaluate import predict_scores, select_indices
+    from conftest import rescore_val
 
-    ds = load_dataset(toy_zip, progress=False)
-    idx, _ = select_indices(ds, cfg, "val")
-    p_fake = predict_scores(model, cfg, ds, idx)
-    y = ds.labels.numpy()[idx]
-    p_true = np.where(y == 1, p_fake, 1 - p_fake)
-    assert float(-np.log(p_true).mean()) == pytest.approx(cfg["best"]["val_loss"], rel=1e-4)
+    from genspot.data import load_dataset
+
+    p_fake, y, nll, _ = rescore_val(tmp_path / "ema", toy_zip)
+    assert float(nll.mean()) == pytest.approx(cfg["best"]["val_loss"], rel=1e-4)
     assert float(((p_fake > 0.5) == (y == 1)).mean()) == pytest.approx(cfg["best"]["val_accuracy"], abs=1e-6)
     sd_plain = load_model_dir(tmp_path / "plain")[0].state_dict()
     assert not all(np.array_equal(sd_plain[n], v) for n, v in model.state_dict().items())
@@ -113,6 +110,7 @@ def test_ema_validates_and_exports_the_average_and_leaves_training_alone(toy_zip
     from genspot.data.batches import Batches
     from genspot.train import recompute_bn
 
+    ds = load_dataset(toy_zip, progress=False)
     splits = make_splits(ds, "full", seed=0, val_fraction=0.2)
     train_b = Batches(ds.images, ds.labels, splits.train, batch_size=64, shuffle=True, augment="flip-crop", seed=0,
                       drop_last=True, mean=cfg["mean"], std=cfg["std"], channels_last=True)  # fmt: skip
@@ -126,8 +124,6 @@ def test_ema_validates_and_exports_the_average_and_leaves_training_alone(toy_zip
 
 
 def test_recompute_bn_gives_the_statistics_of_the_current_weights():
-    import torch
-
     from genspot.data.batches import Batches
     from genspot.train import recompute_bn
 
