@@ -1,9 +1,11 @@
 """Parameters and raw training throughput (forward + backward + SGD step) of every zoo model.
 
-    python benchmarks/bench_models.py [--precisions 32,bf16] [--batch-size 128] [--seconds 8]
+    python benchmarks/bench_models.py [--precisions 32,bf16] [--batch-size 128] [--seconds 8] [--compile]
 
 Prints one row per model: parameters, and img/s at each precision (channels-last, medians
 of per-step times after 2 warm-up steps). These are the numbers quoted in the README.
+`--compile` adds a torch.compile'd column beside each precision, in the same run (the
+compilation itself happens in the warm-up steps and is left out of the rate).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import torch
 import torch.nn.functional as F
 
 
-def step_rate(name: str, batch: int, precision: str, seconds: float) -> float:
+def step_rate(name: str, batch: int, precision: str, seconds: float, compile: bool = False) -> float:
     from genspot.models import create_model
 
     torch.manual_seed(0)
     m = create_model(name).train().to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    if compile:
+        m = torch.compile(m)
     x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 2, (batch,))
     times: list[float] = []
@@ -47,17 +51,19 @@ def main() -> None:
     ap.add_argument("--precisions", default="32,bf16")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--compile", action="store_true", help="also time each precision with torch.compile")
     args = ap.parse_args()
     from genspot.models import count_parameters, create_model, list_models
 
     names = args.models.split(",") if args.models else list_models()
     precs = args.precisions.split(",")
+    runs = [(p, c) for p in precs for c in ((False, True) if args.compile else (False,))]
     print(f"cores: {os.cpu_count()}  threads: {torch.get_num_threads()}  batch: {args.batch_size}  torch {torch.__version__}")
-    print("| model | parameters | " + " | ".join(f"train img/s ({p})" for p in precs) + " |")
-    print("|---|---:|" + "---:|" * len(precs))
+    print("| model | parameters | " + " | ".join(f"train img/s ({p}{', compiled' if c else ''})" for p, c in runs) + " |")
+    print("|---|---:|" + "---:|" * len(runs))
     for name in names:
         total, _ = count_parameters(create_model(name))
-        rates = [step_rate(name, args.batch_size, p, args.seconds) for p in precs]
+        rates = [step_rate(name, args.batch_size, p, args.seconds, c) for p, c in runs]
         print(f"| {name} | {total:,} | " + " | ".join(f"{r:,.0f}" for r in rates) + " |", flush=True)
 
 

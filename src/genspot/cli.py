@@ -151,7 +151,7 @@ def train_cmd(
     teacher: Annotated[Optional[str], typer.Option(help="model directory (e.g. an ensemble) to distil from, trained on the same split")] = None,
     distill: Annotated[float, typer.Option(help="with --teacher: the teacher's share of each training target")] = 0.5,
     ema: Annotated[float, typer.Option(help="decay of a moving average of the weights, updated every step, that validation and the saved model use (0: off; 0.999 averages about the last 1,000 steps)")] = 0.0,
-    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (CUDA, long runs)")] = False,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (pays on CUDA for long runs; not on a 2-core CPU)")] = False,
     profile: Annotated[bool, typer.Option(help="print where the time went (Lightning's simple profiler)")] = False,
 ) -> None:
     """Train a model; writes model.safetensors + config.json (best val epoch) and metrics.jsonl."""
