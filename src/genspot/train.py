@@ -11,6 +11,7 @@ Outputs in the run directory:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -161,26 +162,11 @@ class EMA(EMAWeightAveraging):
         return self._average_model.module.model.eval()
 
 
-@torch.no_grad()
 def recompute_bn(model: torch.nn.Module, batches: Batches, n_batches: int) -> None:
     """BatchNorm running statistics of `model` as they are for its current weights: the plain
-    mean over up to `n_batches` batches in train mode (torch.optim.swa_utils.update_bn's method).
-    Momentum and mode are put back as they were."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    momenta, was_training = [m.momentum for m in bns], model.training
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-    model.train()
-    for k, (x, _) in enumerate(batches):
-        if k >= n_batches:
-            break
-        model(x)
-    for m, mom in zip(bns, momenta):
-        m.momentum = mom
-    model.train(was_training)
+    mean over up to `n_batches` batches in train mode (torch's `update_bn`, which puts momentum
+    and mode back as they were)."""
+    torch.optim.swa_utils.update_bn(itertools.islice(batches, n_batches), model)
 
 
 class Classifier(L.LightningModule):
