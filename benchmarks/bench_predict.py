@@ -34,11 +34,12 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifake-train.zip"))
     ap.add_argument("--limit", type=int, default=20000, help="images from the zip (0: all)")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="decode processes to try for (c)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="scoring precision (Detector.load)")
     args = ap.parse_args()
     from genspot.data.decode import image_from_bytes, to_array
     from genspot.predict import Detector
 
-    det = Detector.load(args.model)
+    det = Detector.load(args.model, precision=args.precision)
     with zipfile.ZipFile(args.data) as z:
         names = [i.filename for i in z.infolist() if not i.is_dir()]
         names = names[: args.limit] if args.limit else names
@@ -62,7 +63,7 @@ def main() -> None:
         t = time.perf_counter()
         count = sum(1 for _ in det.predict_paths([str(sub)], batch_size=256, workers=w))
         e2e[w] = count / (time.perf_counter() - t)
-    print(f"model {det.name} ({det.config['model']}, TTA {det.config.get('tta', 'none')}), {n:,} images, "
+    print(f"model {det.name} ({det.config['model']}, TTA {det.config.get('tta', 'none')}, {det.precision}), {n:,} images, "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
     print(f"(a) decode alone   {decode:8,.0f} img/s (one process)")
     print(f"(b) model alone    {model:8,.0f} img/s")

@@ -140,3 +140,17 @@ def test_decompression_bomb_is_refused(model_dir, tmp_path):
     assert r.returncode == 1
     row = json.loads(r.stdout)[0]
     assert "too large" in row["error"] and "Traceback" not in r.stderr
+
+
+def test_bf16_scoring_is_close_to_fp32_and_bad_precision_is_refused(model_dir, images, tmp_path):
+    fp32, bf16 = Detector.load(model_dir), Detector.load(model_dir, precision="bf16")
+    a = np.array([fp32.predict(p).p_fake for p in images.values()])
+    b = np.array([bf16.predict(p).p_fake for p in images.values()])
+    assert not np.array_equal(a, b)  # bf16 was really used: the rounding shows in the scores
+    assert np.abs(a - b).max() < 0.05
+    with pytest.raises(GenspotError, match="precision"):
+        Detector.load(model_dir, precision="fp16")
+    r = _run("predict", images["rgb.jpg"], "--model", model_dir, "--precision", "bf16", "--format", "jsonl")
+    assert r.returncode == 0 and json.loads(r.stdout)["p_fake"] == pytest.approx(b[0], abs=1e-6)
+    r = _run("predict", images["rgb.jpg"], "--model", model_dir, "--precision", "fp16")
+    assert r.returncode != 0 and "precision" in r.stderr and "Traceback" not in r.stderr

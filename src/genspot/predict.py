@@ -33,6 +33,7 @@ from genspot.models.io import DEFAULT, SHIPPED, load_model_dir
 from genspot.models.tta import predict_logits
 
 MODES = ("resize", "tiles")
+PRECISIONS = ("fp32", "bf16")
 MAX_TILES = 1024
 
 
@@ -105,20 +106,26 @@ class _Size:
 class Detector:
     """A loaded model and everything needed to use it: `Detector.load(dir).predict("img.jpg")`."""
 
-    def __init__(self, model: torch.nn.Module, config: dict[str, Any], name: str, device: str = "cpu") -> None:
+    def __init__(self, model: torch.nn.Module, config: dict[str, Any], name: str, device: str = "cpu",
+                 precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise GenspotError(f"unknown precision {precision!r}; choose fp32 or bf16")
         self.model, self.config, self.name, self.device = model, config, name, device
+        self.precision = precision
         self.size = int(config.get("input_size", 32))
         self.temperature = float(config.get("temperature", 1.0))
         self.positive = config.get("class_names", ["REAL", "FAKE"]).index(config.get("positive_class", "FAKE"))
 
     @classmethod
-    def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu") -> Detector:
+    def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu", precision: str = "fp32") -> Detector:
         """Load a model directory (model.safetensors + config.json); no argument: the shipped default,
-        "pristine": the shipped flips-only model."""
+        "pristine": the shipped flips-only model. precision "bf16" scores under bfloat16 autocast:
+        faster on CPUs with bf16 support, with scores that differ slightly from the fp32 ones the
+        model card's metrics and calibration were measured with."""
         key = DEFAULT if model is None else str(model)
         m, cfg = load_model_dir(key, device=device)
         name = cfg.get("name") or (key if key in SHIPPED else Path(key).name) or cfg["model"]
-        return cls(m, cfg, name, device)
+        return cls(m, cfg, name, device, precision)
 
     # -- scoring -------------------------------------------------------------------------
     @torch.inference_mode()
@@ -127,7 +134,8 @@ class Detector:
         x = normalize(x_u8.to(self.device), self.config["mean"], self.config["std"])
         if self.config.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
-        return predict_logits(self.model, self.config, x)
+        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return predict_logits(self.model, self.config, x)
 
     def p_fake(self, x_u8: torch.Tensor) -> np.ndarray:
         return torch.softmax(self.logits(x_u8) / self.temperature, 1)[:, self.positive].cpu().numpy()

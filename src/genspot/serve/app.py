@@ -79,9 +79,10 @@ def _upscale(a: np.ndarray, scale: int = 8) -> Image.Image:
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
 
 
-def create_app(model: str | os.PathLike | None = "default", limits: Limits | None = None) -> FastAPI:
+def create_app(model: str | os.PathLike | None = "default", limits: Limits | None = None,
+               precision: str = "fp32") -> FastAPI:
     limits = limits or Limits()
-    det = Detector.load(model)
+    det = Detector.load(model, precision=precision)
     model_dir = resolve_model_dir(model)
     lock = threading.Lock()
     app = FastAPI(title="genspot", version=__version__,
@@ -226,4 +227,5 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` with several workers: each worker process loads the model."""
     limits = json.loads(os.environ.get("GENSPOT_SERVE_LIMITS", "{}"))
-    return create_app(os.environ.get("GENSPOT_SERVE_MODEL", "default"), Limits(**limits))
+    return create_app(os.environ.get("GENSPOT_SERVE_MODEL", "default"), Limits(**limits),
+                      os.environ.get("GENSPOT_SERVE_PRECISION", "fp32"))
