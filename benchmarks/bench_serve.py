@@ -1,11 +1,13 @@
 """Load run of `genspot serve` on loopback: latency p50/p95, throughput and errors.
 
     python benchmarks/bench_serve.py [--model default] [--clients 8] [--small 200] [--large 50]
+                                     [--precision fp32 [bf16]]
 
 Starts the server as its own process (as a user would), waits for /healthz, then runs
 `--clients` concurrent clients, each sending `--small` POST /v1/predict requests of one 32x32
 JPEG, then each sending `--large` requests of one 1024x1024 JPEG. Target (issue 6): 0 errors and
-p95 under 200 ms for 32x32 on 2 cores.
+p95 under 200 ms for 32x32 on 2 cores. Several --precision values: one server after another,
+in the same run.
 """
 
 from __future__ import annotations
@@ -70,13 +72,19 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--small", type=int, default=200, help="32x32 requests per client")
     ap.add_argument("--large", type=int, default=50, help="1024x1024 requests per client")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="`genspot serve --precision`")
     args = ap.parse_args()
+    for precision in args.precision:
+        run_server(args, precision)
+
+
+def run_server(args: argparse.Namespace, precision: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     exe = os.path.join(os.path.dirname(sys.executable), "genspot")
-    server = subprocess.Popen([exe, "serve", "--model", args.model, "--port", str(port)],
+    server = subprocess.Popen([exe, "serve", "--model", args.model, "--port", str(port), "--precision", precision],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         for _ in range(600):
@@ -88,7 +96,7 @@ def main() -> None:
         else:
             raise SystemExit("server did not start")
         load(url, jpeg(32), 2, 10)  # warm-up
-        print(f"genspot serve, model {args.model}, {args.clients} concurrent clients, {os.cpu_count()} CPUs")
+        print(f"genspot serve, model {args.model} ({precision}), {args.clients} concurrent clients, {os.cpu_count()} CPUs")
         for name, size, n in (("32x32 JPEG", 32, args.small), ("1024x1024 JPEG", 1024, args.large)):
             r = load(url, jpeg(size), args.clients, n)
             print(f"{name:15s} {r['requests']:5d} requests  errors {r['errors']}  p50 {r['p50_ms']:7.1f} ms  "
