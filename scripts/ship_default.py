@@ -80,12 +80,27 @@ def robustness_table(path: Path | None, name: str) -> str:
     return "\n".join(lines)
 
 
+def recipe(cfg: dict) -> str:
+    """One line per trained network: an ensemble's config keeps each member's training recipe."""
+    members = cfg.get("ensemble") or [{"source": None, "model": cfg["model"], "training": cfg["training"]}]
+    lines = []
+    for m in members:
+        t = m["training"]
+        who = f"Member `{m['source']}` (`{m['model']}`): " if len(members) > 1 else "Recipe: "
+        lines.append(f"{who}{t['epochs']} epochs, {t['optimizer']} lr {t['lr']} ({t['schedule']}), weight decay "
+                     f"{t['weight_decay']}, label smoothing {t['label_smoothing']}, batch {t['batch_size']}, "
+                     f"augmentation `{t['augment']}`, precision {t['precision']}.")
+    if len(members) > 1:
+        lines.append("The ensemble averages its members' logits (one network); its temperature is fitted on "
+                     "their common validation split.")
+    return "\n".join(lines)
+
+
 def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
     from genspot.models.io import WEIGHTS_FILE
 
     size_mb = (dest / WEIGHTS_FILE).stat().st_size / 1e6
     lo, hi = ev["accuracy_ci95"]
-    t = cfg["training"]
     decision = args.decision.read_text().strip() + "\n" if args.decision and args.decision.is_file() else ""
     usage = ("`genspot predict IMAGE` and `Detector.load()` use this model when no other is given."
              if args.name == "default" else
@@ -108,8 +123,7 @@ def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
 {args.command}
 ```
 
-Recipe: {t['epochs']} epochs, {t['optimizer']} lr {t['lr']} ({t['schedule']}), weight decay {t['weight_decay']},
-label smoothing {t['label_smoothing']}, batch {t['batch_size']}, augmentation `{t['augment']}`, precision {t['precision']}.
+{recipe(cfg)}
 Every run that led here: [experiments.md](../../../../{args.experiments}).
 
 ## Validation metrics (n = {ev['n']:,}; the official test split is held out and scored independently)
