@@ -160,3 +160,17 @@ def test_sniff():
     assert sniff(jpeg(0)) == "JPEG" and sniff(jpeg(0, fmt="PNG")) == "PNG" and sniff(jpeg(0, fmt="WEBP")) == "WEBP"
     assert sniff(jpeg(0, fmt="GIF")) == "GIF" and sniff(jpeg(0, fmt="BMP")) == "BMP" and sniff(jpeg(0, fmt="TIFF")) == "TIFF"
     assert sniff(b"<html>") is None
+
+
+def test_bf16_server_scores_close_to_fp32(tmp_path, make_model_dir, monkeypatch):
+    from genspot.serve.app import app_from_env
+
+    d = make_model_dir(tmp_path / "m", "spot_resnet_s")
+    monkeypatch.setenv("GENSPOT_SERVE_MODEL", str(d))
+    monkeypatch.setenv("GENSPOT_SERVE_PRECISION", "bf16")  # what `genspot serve --precision bf16` sets for its workers
+    files = [("files", ("a.jpg", jpeg(5), "image/jpeg"))]
+    with TestClient(create_app(d)) as c:
+        fp32 = c.post("/v1/predict", files=files).json()["results"][0]["p_fake"]
+    with TestClient(app_from_env()) as c:
+        bf16 = c.post("/v1/predict", files=files).json()["results"][0]["p_fake"]
+    assert bf16 != fp32 and abs(bf16 - fp32) < 0.05

@@ -475,11 +475,12 @@ def serve_cmd(
     import uvicorn
 
     from genspot.models.io import load_model_dir
+    from genspot.predict import PRECISIONS
     from genspot.serve.limits import Limits
 
     if workers < 1:
         raise GenspotError("--workers must be at least 1")
-    if precision not in ("fp32", "bf16"):
+    if precision not in PRECISIONS:
         raise GenspotError(f"unknown precision {precision!r}; choose fp32 or bf16")
     load_model_dir(model_dir)  # a missing or broken model fails here, in one line, not in every worker
     limits = Limits(max_request_bytes=int(max_request_mb * 2**20), max_file_bytes=int(max_file_mb * 2**20),
