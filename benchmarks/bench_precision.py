@@ -33,7 +33,8 @@ def main() -> None:
     from genspot.evaluate import select_indices
     from genspot.predict import Detector
 
-    dets = {p: Detector.load(args.model, precision=p) for p in ("fp32", "bf16")}
+    base = Detector.load(args.model)  # one model, scored both ways
+    dets = {"fp32": base, "bf16": Detector(base.model, base.config, base.name, base.device, precision="bf16")}
     ds = load_dataset(args.data, progress=False)
     idx, desc = select_indices(ds, dets["fp32"].config, "val")
     idx = idx[: args.limit] if args.limit else idx

@@ -150,6 +150,7 @@ def test_bf16_scoring_is_close_to_fp32_and_bad_precision_is_refused(model_dir, i
     assert np.abs(a - b).max() < 0.05
     with pytest.raises(GenspotError, match="precision"):
         Detector.load(model_dir, precision="fp16")
+    assert Detector.load(model_dir, precision="32").precision == "fp32"  # train's name for fp32 works too
     r = _run("predict", images["rgb.jpg"], "--model", model_dir, "--precision", "bf16", "--format", "jsonl")
     assert r.returncode == 0 and json.loads(r.stdout)["p_fake"] == pytest.approx(b[0], abs=1e-6)
     r = _run("predict", images["rgb.jpg"], "--model", model_dir, "--precision", "fp16")

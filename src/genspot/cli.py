@@ -19,7 +19,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets (zip archive
 app.add_typer(data_app, name="data")
 out = Console()  # tables and results on stdout; progress and warnings go to stderr
 MODEL_HELP = "model directory, `default` (the shipped detector) or `pristine` (the flips-only one, for untouched CIFAKE-style images)"
-PRECISION_HELP = "fp32 | bf16 (bfloat16 autocast: faster on CPUs with bf16 units; scores differ slightly from the card's fp32 figures)"
+PRECISION_HELP = "fp32 (or 32) | bf16 (bfloat16 autocast: faster on CPUs with bf16 units; scores differ slightly from the card's fp32 figures)"
 
 
 def _command_line() -> str:
@@ -474,15 +474,13 @@ def serve_cmd(
 
     import uvicorn
 
-    from genspot.models.io import load_model_dir
-    from genspot.predict import PRECISIONS
+    from genspot.predict import Detector
     from genspot.serve.limits import Limits
 
     if workers < 1:
         raise GenspotError("--workers must be at least 1")
-    if precision not in PRECISIONS:
-        raise GenspotError(f"unknown precision {precision!r}; choose fp32 or bf16")
-    load_model_dir(model_dir)  # a missing or broken model fails here, in one line, not in every worker
+    # A missing or broken model, or a bad --precision, fails here, in one line, not in every worker.
+    Detector.load(model_dir, precision=precision)
     limits = Limits(max_request_bytes=int(max_request_mb * 2**20), max_file_bytes=int(max_file_mb * 2**20),
                     max_files=max_files, max_pixels=max_pixels)  # fmt: skip
     os.environ["GENSPOT_SERVE_MODEL"] = str(model_dir)

@@ -33,7 +33,8 @@ from genspot.models.io import DEFAULT, SHIPPED, load_model_dir
 from genspot.models.tta import predict_logits
 
 MODES = ("resize", "tiles")
-PRECISIONS = ("fp32", "bf16")
+# Scoring precisions, under the names `genspot train --precision` also accepts for them.
+PRECISIONS = {"fp32": "fp32", "32": "fp32", "bf16": "bf16"}
 MAX_TILES = 1024
 
 
@@ -109,9 +110,9 @@ class Detector:
     def __init__(self, model: torch.nn.Module, config: dict[str, Any], name: str, device: str = "cpu",
                  precision: str = "fp32") -> None:
         if precision not in PRECISIONS:
-            raise GenspotError(f"unknown precision {precision!r}; choose fp32 or bf16")
+            raise GenspotError(f"unknown precision {precision!r}; choose fp32 (or 32) or bf16")
         self.model, self.config, self.name, self.device = model, config, name, device
-        self.precision = precision
+        self.precision = PRECISIONS[precision]
         self.size = int(config.get("input_size", 32))
         self.temperature = float(config.get("temperature", 1.0))
         self.positive = config.get("class_names", ["REAL", "FAKE"]).index(config.get("positive_class", "FAKE"))
