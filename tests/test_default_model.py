@@ -1,4 +1,4 @@
-"""The shipped detectors (default and robust): present, small, calibrated, documented, and as good as their cards say."""
+"""The shipped detectors (default and pristine): present, small, calibrated, documented, and as good as their cards say."""
 
 import json
 
@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genspot.models.io import SHIPPED, default_model_dir, shipped_model_dir
-
-D = default_model_dir()
+from genspot.models.io import SHIPPED, shipped_model_dir
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -30,18 +28,21 @@ def test_shipped_files_and_card(name):
     assert metrics["validation"]["n"] >= 5000
 
 
-def test_default_loads_without_arguments(tmp_path):
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_detector_loads_scores_and_explains(tmp_path, name):
     from genspot import Detector
 
-    det = Detector.load()
-    assert det.name == "default" and det.temperature == pytest.approx(json.loads((D / "config.json").read_text())["temperature"])
+    det = Detector.load() if name == "default" else Detector.load(name)  # no argument: the default
+    cfg = json.loads((shipped_model_dir(name) / "config.json").read_text())
+    assert det.name == name and det.temperature == pytest.approx(cfg["temperature"])
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (300, 200, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     for mode in ("resize", "tiles"):
         p = det.predict(tmp_path / "a.png", mode=mode)
-        assert p.label in ("REAL", "FAKE") and 0 <= p.p_fake <= 1 and p.model == "default"
+        assert p.label in ("REAL", "FAKE") and 0 <= p.p_fake <= 1 and p.model == name
     e = det.explain(tmp_path / "a.png", method="gradcam")
     assert e["map"].shape == (32, 32) and e["label"] == det.predict(tmp_path / "a.png").label
+    assert np.ptp(e["map"]) > 0  # an ensemble is explained through its members' stacked 8x8 maps, not a constant
 
 
 @pytest.mark.realdata

@@ -18,7 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets (zip archives or folders with REAL/FAKE directories).")
 app.add_typer(data_app, name="data")
 out = Console()  # tables and results on stdout; progress and warnings go to stderr
-MODEL_HELP = "model directory, `default` (the shipped detector) or `pristine` (the flips-only one, for untouched CIFAKE-style images)"
+MODEL_HELP = "model directory, `default` (the shipped detector) or `pristine` (the most accurate on untouched CIFAKE-style images, fragile to resampling)"
 PRECISION_HELP = "fp32 (or 32) | bf16 (bfloat16 autocast: faster on CPUs with bf16 units; scores differ slightly from the card's fp32 figures)"
 
 

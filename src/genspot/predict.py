@@ -120,7 +120,8 @@ class Detector:
     @classmethod
     def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu", precision: str = "fp32") -> Detector:
         """Load a model directory (model.safetensors + config.json); no argument: the shipped default,
-        "pristine": the shipped flips-only model. precision "bf16" scores under bfloat16 autocast:
+        "pristine": the shipped ensemble for untouched images (most accurate there, fragile to
+        resampling; see its model card). precision "bf16" scores under bfloat16 autocast:
         faster on CPUs with bf16 support, with scores that differ slightly from the fp32 ones the
         model card's metrics and calibration were measured with."""
         key = DEFAULT if model is None else str(model)

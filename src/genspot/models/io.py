@@ -49,8 +49,9 @@ def save_model_dir(model: nn.Module, config: dict[str, Any], out_dir: str | os.P
 DEFAULT = "default"
 # Detectors shipped inside the package, weights/<name>/: the default (trained with blur + JPEG
 # augmentation, `--augment robust`, so resampled or re-compressed images do not fool it), and
-# "pristine", trained with flips only: 0.3 points better on untouched CIFAKE-style JPEGs, near
-# chance once an image is blurred or resized (docs/results/robustness).
+# "pristine", the default and a flips-only model as one ensemble: half a point better on
+# untouched CIFAKE-style JPEGs, up to 14 points worse once an image is blurred, resized or
+# cropped (docs/results/robustness-shipped).
 SHIPPED = (DEFAULT, "pristine")
 
 
