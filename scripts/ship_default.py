@@ -84,9 +84,9 @@ def recipe(cfg: dict) -> str:
     """One line per trained network: an ensemble's config keeps each member's training recipe."""
     members = cfg.get("ensemble") or [{"source": None, "model": cfg["model"], "training": cfg["training"]}]
     lines = []
-    for m in members:
+    for i, m in enumerate(members, 1):
         t = m["training"]
-        who = f"Member `{m['source']}` (`{m['model']}`): " if len(members) > 1 else "Recipe: "
+        who = f"Member {i} (`{m['model']}`): " if len(members) > 1 else "Recipe: "
         lines.append(f"{who}{t['epochs']} epochs, {t['optimizer']} lr {t['lr']} ({t['schedule']}), weight decay "
                      f"{t['weight_decay']}, label smoothing {t['label_smoothing']}, batch {t['batch_size']}, "
                      f"augmentation `{t['augment']}`, precision {t['precision']}.")
@@ -94,6 +94,13 @@ def recipe(cfg: dict) -> str:
         lines.append("The ensemble averages its members' logits (one network); its temperature is fitted on "
                      "their common validation split.")
     return "\n".join(lines)
+
+
+def architecture(cfg: dict) -> str:
+    members = cfg.get("ensemble")
+    if not members:
+        return f"`{cfg['model']}` {cfg.get('model_kwargs') or ''}".strip()
+    return f"`{cfg['model']}`: " + " + ".join(f"`{m['model']}`" for m in members) + ", logits averaged"
 
 
 def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
@@ -111,7 +118,7 @@ def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
 
 | | |
 |---|---|
-| architecture | `{cfg['model']}` {cfg.get('model_kwargs') or ''} ({params:,} parameters, {size_mb:.1f} MB safetensors) |
+| architecture | {architecture(cfg)} ({params:,} parameters, {size_mb:.1f} MB safetensors) |
 | input | RGB, {cfg['input_size']}x{cfg['input_size']}, ImageNet mean/std; test-time augmentation: {cfg.get('tta', 'none')} |
 | output | 2 logits (REAL, FAKE); `p_fake` = softmax(logits / T)[FAKE], T = {cal['temperature']:.3f} |
 | trained on | {cfg['data']['n_train']:,} images of the CIFAKE training split; {cfg['data']['n_val']:,} more held out for validation (seed {cfg['data']['split_seed']}, duplicate groups on one side) |
@@ -150,7 +157,7 @@ T = {cal['temperature']:.4f}. The temperature was fitted and measured on the sam
 ## Speed
 
 Batched inference on this machine: {ev['images_per_second']:,.0f} images/s (decoded 32x32 tensors, {cfg.get('tta', 'none')} TTA).
-End-to-end figures: `python benchmarks/bench_predict.py --model default` (README, Benchmarks).
+End-to-end figures: `python benchmarks/bench_predict.py --model {args.name}` (README, Benchmarks).
 
 ## Robustness
 
