@@ -104,3 +104,11 @@ def test_members_must_share_split_and_input(tmp_path):
     r = _cli("ensemble", a, "--out", tmp_path / "ens")
     assert r.returncode == 2 and "at least two" in r.stderr
     json.loads((a / "config.json").read_text())  # members untouched
+
+
+def test_an_ensemble_is_not_merged_again(tmp_path):
+    dirs = [str(save_model_dir(_member(i), _config(), tmp_path / f"m{i}")) for i in range(2)]
+    ens = make_ensemble_dir(dirs, tmp_path / "ens")
+    with pytest.raises(GenspotError, match="already an ensemble; merge the run directories of its members"):
+        make_ensemble_dir([str(ens), dirs[0]], tmp_path / "ens2")
+    assert not (tmp_path / "ens2").exists()

@@ -95,6 +95,9 @@ def make_ensemble_dir(member_dirs: Sequence[str], out_dir: str | Path) -> Path:
     if len(member_dirs) < 2:
         raise GenspotError("an ensemble needs at least two model directories")
     loaded = [load_model_dir(d) for d in member_dirs]
+    for d, (_, cfg) in zip(member_dirs, loaded):
+        if cfg["model"] == "spot_resnet_ensemble":  # e.g. the shipped pristine: name its members' run directories
+            raise GenspotError(f"{d} is already an ensemble; merge the run directories of its members instead")
     cfg0 = loaded[0][1]
     for d, (_, cfg) in zip(member_dirs[1:], loaded[1:]):
         diff = [k for k in _SHARED if cfg.get(k) != cfg0.get(k)]
