@@ -127,4 +127,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from genspot.errors import GenspotError
+
+    try:
+        main()
+    except GenspotError as e:  # a missing model or unreadable data: one line, not a traceback
+        raise SystemExit(f"error: {e}") from None
