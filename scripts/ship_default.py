@@ -82,7 +82,7 @@ def robustness_table(path: Path | None, name: str) -> str:
 
 def recipe(cfg: dict) -> str:
     """One line per trained network: an ensemble's config keeps each member's training recipe."""
-    members = cfg.get("ensemble") or [{"source": None, "model": cfg["model"], "training": cfg["training"]}]
+    members = cfg.get("ensemble") or [{"model": cfg["model"], "training": cfg["training"]}]
     lines = []
     for i, m in enumerate(members, 1):
         t = m["training"]

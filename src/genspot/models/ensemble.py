@@ -59,7 +59,9 @@ def merge(models: Sequence[SpotResNet]) -> SpotEnsemble:
     """One SpotEnsemble whose logits are the mean of `models`' logits (weights copied)."""
     if len(models) < 2:
         raise ValueError("an ensemble needs at least two models")
-    for m in models:
+    for i, m in enumerate(models, 1):
+        if isinstance(m, SpotEnsemble):  # e.g. the shipped pristine: its members' runs are what to merge
+            raise ValueError(f"model {i} is already an ensemble; merge the run directories of its members instead")
         if not isinstance(m, SpotResNet):
             raise ValueError(f"only spot_resnet models can be merged, not {type(m).__name__}")
     members = [{"widths": list(m.widths), "blocks": list(m.blocks)} for m in models]
@@ -95,9 +97,6 @@ def make_ensemble_dir(member_dirs: Sequence[str], out_dir: str | Path) -> Path:
     if len(member_dirs) < 2:
         raise GenspotError("an ensemble needs at least two model directories")
     loaded = [load_model_dir(d) for d in member_dirs]
-    for d, (_, cfg) in zip(member_dirs, loaded):
-        if cfg["model"] == "spot_resnet_ensemble":  # e.g. the shipped pristine: name its members' run directories
-            raise GenspotError(f"{d} is already an ensemble; merge the run directories of its members instead")
     cfg0 = loaded[0][1]
     for d, (_, cfg) in zip(member_dirs[1:], loaded[1:]):
         diff = [k for k in _SHARED if cfg.get(k) != cfg0.get(k)]
@@ -107,7 +106,7 @@ def make_ensemble_dir(member_dirs: Sequence[str], out_dir: str | Path) -> Path:
     try:
         model = merge([m for m, _ in loaded])
     except ValueError as e:
-        raise GenspotError(str(e)) from None
+        raise GenspotError(f"{', '.join(map(str, member_dirs))}: {e}") from None
     config = {k: v for k, v in cfg0.items() if k not in ("name", "calibration", "temperature")}
     config.update(model="spot_resnet_ensemble", model_kwargs={"members": model.members}, temperature=1.0,
                   channels_last=all(c.get("channels_last", False) for _, c in loaded),
