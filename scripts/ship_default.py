@@ -55,6 +55,7 @@ def main() -> None:
         (work / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
         cal = calibrate(work, args.data, split="val")
         ev = evaluate(work, args.data, split="val")
+        ev["model_dir"] = args.name  # what `--model NAME` loads, not the temporary copy scored here
         model, cfg = load_model_dir(work)
         params = count_parameters(model)[0]
         dest.mkdir(parents=True, exist_ok=True)
