@@ -123,6 +123,25 @@ def test_ema_validates_and_exports_the_average_and_leaves_training_alone(toy_zip
         _cfg(toy_zip, tmp_path / "bad", ema=1.0)
 
 
+def test_sam_learns_steps_its_schedule_and_is_deterministic(toy_zip, tmp_path):
+    tiny = dict(model="spot_resnet", model_kwargs={"widths": [4, 8, 8, 8]}, epochs=2)
+    fit(_cfg(toy_zip, tmp_path / "plain", **tiny))
+    a = fit(_cfg(toy_zip, tmp_path / "a", sam=0.05, **tiny))
+    fit(_cfg(toy_zip, tmp_path / "b", sam=0.05, **tiny))
+    plain, ra, rb = _rows(tmp_path / "plain"), _rows(tmp_path / "a"), _rows(tmp_path / "b")
+    assert [r["val_loss"] for r in ra] == [r["val_loss"] for r in rb]  # same seed, same run
+    assert [r["train_loss"] for r in ra] != [r["train_loss"] for r in plain]  # the update is not plain SGD's
+    assert a["best_val_accuracy"] > 0.8, "the toy task is easy: SAM must learn it too"
+    cfg = load_model_dir(tmp_path / "a")[1]
+    assert cfg["training"]["sam"] == 0.05
+    # Manual optimisation steps the one-cycle schedule itself: once per batch, to the end.
+    ck = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    steps = ck["global_step"]
+    assert steps == 2 * (cfg["data"]["n_train"] // 64) and ck["lr_schedulers"][0]["last_epoch"] == steps
+    with pytest.raises(GenspotError, match="--sam"):
+        _cfg(toy_zip, tmp_path / "bad", sam=0.05, ema=0.9)
+
+
 def test_recompute_bn_gives_the_statistics_of_the_current_weights():
     from genspot.data.batches import Batches
     from genspot.train import recompute_bn

@@ -152,6 +152,7 @@ def train_cmd(
     teacher: Annotated[Optional[str], typer.Option(help="model directory (e.g. an ensemble) to distil from, trained on the same split")] = None,
     distill: Annotated[float, typer.Option(help="with --teacher: the teacher's share of each training target")] = 0.5,
     ema: Annotated[float, typer.Option(help="decay of a moving average of the weights, updated every step, that validation and the saved model use (0: off; 0.999 averages about the last 1,000 steps)")] = 0.0,
+    sam: Annotated[float, typer.Option(help="sharpness-aware minimisation: radius rho of the weight perturbation (0: off; 0.05 is usual; twice the compute per step)")] = 0.0,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (pays on CUDA for long runs; not on a 2-core CPU)")] = False,
     profile: Annotated[bool, typer.Option(help="print where the time went (Lightning's simple profiler)")] = False,
 ) -> None:
@@ -172,7 +173,7 @@ def train_cmd(
             early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
             model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta, devices=devices,
             strategy=strategy, num_nodes=num_nodes, compile=compile_model, profile=profile,
-            teacher=teacher, distill=distill, ema=ema,
+            teacher=teacher, distill=distill, ema=ema, sam=sam,
         )  # fmt: skip
     summary = fit(cfg, resume=resume)
     if summary["global_rank"] != 0:

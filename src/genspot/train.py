@@ -82,6 +82,7 @@ class TrainConfig:
     teacher: str | None = None  # model directory whose probabilities the targets mix in (distill.py)
     distill: float = 0.5  # the teacher's share of each training target
     ema: float = 0.0  # decay of a moving average of the weights that validation and export use; 0 = off
+    sam: float = 0.0  # sharpness-aware minimisation: radius rho of the weight perturbation; 0 = off
     compile: bool = False  # torch.compile the model (pays on CUDA for long runs)
     profile: bool = False  # print where the time goes (Lightning's simple profiler)
     progress: bool = True
@@ -107,6 +108,10 @@ class TrainConfig:
             raise GenspotError("--distill must be in (0, 1]: the teacher's share of each training target")
         if not 0.0 <= self.ema < 1.0:
             raise GenspotError("--ema must be in [0, 1): the decay of the weights' moving average (0: off)")
+        if self.sam < 0:
+            raise GenspotError("--sam must be at least 0: the radius of the weight perturbation (0: off)")
+        if self.sam > 0 and self.ema > 0:
+            raise GenspotError("--sam and --ema cannot be combined (the average is not defined for SAM's two-step update)")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise GenspotError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
 
@@ -180,14 +185,58 @@ class Classifier(L.LightningModule):
         self.ema: EMA | None = None
         self._val: list[torch.Tensor] = []
         self._train_loss: list[torch.Tensor] = []
+        # SAM takes two forward-backward passes per step, which Lightning's automatic loop cannot express.
+        self.automatic_optimization = cfg.sam <= 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.model(x), y, label_smoothing=self.cfg.label_smoothing)
+
     def training_step(self, batch, _idx):
         x, y = batch
-        loss = F.cross_entropy(self.model(x), y, label_smoothing=self.cfg.label_smoothing)
+        if self.cfg.sam > 0:
+            loss = self._sam_step(x, y)
+        else:
+            loss = self._loss(x, y)
         self._train_loss.append(loss.detach())
+        return loss
+
+    def _sam_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One step of sharpness-aware minimisation (Foret et al. 2021): the gradient is taken at
+        the worst point within an L2 ball of radius rho around the weights, then applied to the
+        weights themselves. Costs two forward-backward passes per batch."""
+        opt, sched = self.optimizers(), self.lr_schedulers()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        loss = self._loss(x, y)
+        self.manual_backward(loss)
+        with torch.no_grad():
+            grads = [p.grad for p in params]
+            norm = torch.norm(torch.stack([g.norm(2) for g in grads if g is not None]), 2)
+            scale = self.cfg.sam / (norm + 1e-12)
+            eps = [g * scale if g is not None else None for g in grads]
+            for p, e in zip(params, eps):
+                if e is not None:
+                    p.add_(e)
+        opt.zero_grad()
+        # BatchNorm's running statistics keep the first pass's batch only: the second pass sees
+        # perturbed weights, whose activations are not the model's.
+        bns = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.momentum = 0.0
+        self.manual_backward(self._loss(x, y))
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        with torch.no_grad():
+            for p, e in zip(params, eps):
+                if e is not None:
+                    p.sub_(e)
+        opt.step()
+        opt.zero_grad()
+        if sched is not None:
+            sched.step()
         return loss
 
     def on_train_epoch_start(self) -> None:
