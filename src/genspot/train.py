@@ -215,7 +215,10 @@ class Classifier(L.LightningModule):
             grads = [p.grad for p in params]
             norm = torch.norm(torch.stack([g.norm(2) for g in grads if g is not None]), 2)
             scale = self.cfg.sam / (norm + 1e-12)
-            eps = [g * scale if g is not None else None for g in grads]
+            # An overflowed fp16 gradient (inf) would perturb the weights to NaN: skip the ascent
+            # then, and let the grad scaler skip the step as it does without SAM.
+            ok = bool(torch.isfinite(norm))
+            eps = [g * scale if g is not None and ok else None for g in grads]
             for p, e in zip(params, eps):
                 if e is not None:
                     p.add_(e)
