@@ -73,6 +73,22 @@ def save_montage(out: str, images: np.ndarray, captions: list[str], cols: int = 
     plt.close(fig)
 
 
+def on_one_split(names: list[str], ds):
+    """(name, model, config, validation indices, split description) per model, loaded one at a
+    time; stops with an error if a model's validation split is not the first one's."""
+    from genspot.evaluate import select_indices
+    from genspot.models.io import load_model_dir
+
+    first = None
+    for name in names:
+        model, cfg = load_model_dir(name)
+        idx, desc = select_indices(ds, cfg, "val")
+        if first is not None and not np.array_equal(idx, first):
+            raise SystemExit(f"error: {name} has another validation split than {names[0]}")
+        first = idx
+        yield name, model, cfg, idx, desc
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="+")
@@ -84,19 +100,13 @@ def main() -> None:
         ap.error("give at least two models (one is enough with --by-class or --montage)")
 
     from genspot.data import load_dataset
-    from genspot.evaluate import predict_scores, select_indices
-    from genspot.models.io import load_model_dir
+    from genspot.evaluate import predict_scores
 
     ds = load_dataset(args.data, progress=False)
     scores, idx0 = {}, None
-    for name in args.models:
-        model, cfg = load_model_dir(name)
-        idx, desc = select_indices(ds, cfg, "val")
-        if idx0 is not None and not np.array_equal(idx, idx0):
-            raise SystemExit(f"error: {name} has another validation split than {args.models[0]}")
-        idx0 = idx
-        scores[name] = predict_scores(model, cfg, ds, idx)
-        print(f"{name}: scored {len(idx):,} images ({desc})")
+    for name, model, cfg, idx0, desc in on_one_split(args.models, ds):
+        scores[name] = predict_scores(model, cfg, ds, idx0)
+        print(f"{name}: scored {len(idx0):,} images ({desc})")
     labels = ds.labels[torch.as_tensor(idx0)].numpy()
     wrong = {name: (p >= 0.5) != (labels == 1) for name, p in scores.items()}
     for name in args.models:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paired_errors import mcnemar_exact  # noqa: E402
+from paired_errors import mcnemar_exact, on_one_split  # noqa: E402
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> np.ndarray:
@@ -90,19 +90,12 @@ def main() -> None:
     import torch
 
     from genspot.data import load_dataset
-    from genspot.evaluate import select_indices
-    from genspot.models.io import load_model_dir
 
     ds = load_dataset(args.data, progress=False)
     zs, idx0 = [], None
-    for name in args.models:
-        model, cfg = load_model_dir(name)
-        idx, desc = select_indices(ds, cfg, "val")
-        if idx0 is not None and not np.array_equal(idx, idx0):
-            raise SystemExit(f"error: {name} has another validation split than {args.models[0]}")
-        idx0 = idx
-        zs.append(raw_logit_differences(model, cfg, ds, idx))
-        print(f"{name}: scored {len(idx):,} images ({desc})", flush=True)
+    for name, model, cfg, idx0, desc in on_one_split(args.models, ds):
+        zs.append(raw_logit_differences(model, cfg, ds, idx0))
+        print(f"{name}: scored {len(idx0):,} images ({desc})", flush=True)
     x = np.stack(zs, 1)
     y = (ds.labels[torch.as_tensor(idx0)].numpy() == 1).astype(np.float64)
     for name, z in zip(args.models, zs):
