@@ -57,23 +57,12 @@ def cross_fitted_scores(x: np.ndarray, y: np.ndarray, folds: int = 10, seed: int
     return out
 
 
-def raw_logit_differences(model, config: dict, ds, idx: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def raw_logit_differences(model, config: dict, ds, idx: np.ndarray) -> np.ndarray:
     """logit(FAKE) - logit(REAL) per image, with the model's TTA and without its temperature."""
-    import torch
+    from genspot.evaluate import positive_index, predict_raw_logits
 
-    from genspot.data.batches import Batches
-    from genspot.models.tta import predict_logits
-
-    names = config.get("class_names", ["REAL", "FAKE"])
-    pos = names.index(config.get("positive_class", "FAKE"))
-    batches = Batches(ds.images, ds.labels, idx, batch_size=batch_size, mean=config["mean"], std=config["std"],
-                      channels_last=config.get("channels_last", False))  # fmt: skip
-    out = []
-    with torch.inference_mode():
-        for xb, _ in batches:
-            logits = predict_logits(model, config, xb).float()
-            out.append((logits[:, pos] - logits[:, 1 - pos]).numpy())
-    return np.concatenate(out).astype(np.float64)
+    logits, pos = predict_raw_logits(model, config, ds, idx), positive_index(config)
+    return (logits[:, pos] - logits[:, 1 - pos]).numpy().astype(np.float64)
 
 
 def main() -> None:

@@ -22,7 +22,34 @@ from genspot.progress import progress_bar
 SPLIT_CHOICES = ("auto", "test", "val", "train", "all")
 
 
+def positive_index(config: dict[str, Any]) -> int:
+    """Which logit is FAKE's, as the model's config names its classes."""
+    return config.get("class_names", list(LABELS)).index(config.get("positive_class", "FAKE"))
+
+
 @torch.inference_mode()
+def predict_raw_logits(
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    ds: DecodedSet,
+    idx: np.ndarray,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> torch.Tensor:
+    """(N, classes) float logits for ds.images[idx], in order: TTA applied, no temperature."""
+    batches = Batches(
+        ds.images, ds.labels, idx, batch_size=batch_size, mean=config["mean"], std=config["std"],
+        channels_last=config.get("channels_last", False),
+    )  # fmt: skip
+    device = next(model.parameters()).device
+    out = []
+    with progress_bar("scoring", total=len(idx), unit="img", enabled=progress) as bar:
+        for x, _ in batches:
+            out.append(predict_logits(model, config, x.to(device)).float().cpu())
+            bar.advance(len(x))
+    return torch.cat(out) if out else torch.zeros(0, len(config.get("class_names", LABELS)))
+
+
 def predict_scores(
     model: torch.nn.Module,
     config: dict[str, Any],
@@ -32,20 +59,8 @@ def predict_scores(
     progress: bool = False,
 ) -> np.ndarray:
     """Calibrated P(FAKE) for ds.images[idx], in order."""
-    batches = Batches(
-        ds.images, ds.labels, idx, batch_size=batch_size, mean=config["mean"], std=config["std"],
-        channels_last=config.get("channels_last", False),
-    )  # fmt: skip
-    t = float(config.get("temperature", 1.0))
-    pos = config.get("class_names", list(LABELS)).index(config.get("positive_class", "FAKE"))
-    device = next(model.parameters()).device
-    out = []
-    with progress_bar("scoring", total=len(idx), unit="img", enabled=progress) as bar:
-        for x, _ in batches:
-            logits = predict_logits(model, config, x.to(device)) / t
-            out.append(torch.softmax(logits, 1)[:, pos].cpu())
-            bar.advance(len(x))
-    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+    logits = predict_raw_logits(model, config, ds, idx, batch_size, progress) / float(config.get("temperature", 1.0))
+    return torch.softmax(logits, 1)[:, positive_index(config)].numpy()
 
 
 def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

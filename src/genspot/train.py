@@ -187,6 +187,7 @@ class Classifier(L.LightningModule):
         self._train_loss: list[torch.Tensor] = []
         # SAM takes two forward-backward passes per step, which Lightning's automatic loop cannot express.
         self.automatic_optimization = cfg.sam <= 0
+        self._sam_parts: tuple[list, list] | None = None  # (trainable parameters, BatchNorm layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -208,7 +209,12 @@ class Classifier(L.LightningModule):
         the worst point within an L2 ball of radius rho around the weights, then applied to the
         weights themselves. Costs two forward-backward passes per batch."""
         opt, sched = self.optimizers(), self.lr_schedulers()
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self._sam_parts is None:  # found once: the module walk is not per step
+            self._sam_parts = (
+                [p for p in self.model.parameters() if p.requires_grad],
+                [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)],
+            )
+        params, bns = self._sam_parts
         loss = self._loss(x, y)
         self.manual_backward(loss)
         with torch.no_grad():
@@ -225,7 +231,6 @@ class Classifier(L.LightningModule):
         opt.zero_grad()
         # BatchNorm's running statistics keep the first pass's batch only: the second pass sees
         # perturbed weights, whose activations are not the model's.
-        bns = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         momenta = [m.momentum for m in bns]
         for m in bns:
             m.momentum = 0.0
