@@ -60,7 +60,8 @@ def predict_scores(
 ) -> np.ndarray:
     """Calibrated P(FAKE) for ds.images[idx], in order."""
     logits = predict_raw_logits(model, config, ds, idx, batch_size, progress) / float(config.get("temperature", 1.0))
-    return torch.softmax(logits, 1)[:, positive_index(config)].numpy()
+    # contiguous, as before: callers save it (safetensors refuses a strided view)
+    return torch.softmax(logits, 1)[:, positive_index(config)].contiguous().numpy()
 
 
 def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
