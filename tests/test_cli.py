@@ -27,7 +27,8 @@ def test_models_json_lists_parameter_counts():
     r = run("models", "--json")
     assert r.returncode == 0, r.stderr
     rows = {m["name"]: m for m in json.loads(r.stdout)}
-    assert rows["vgg16"]["parameters"] == 14_715_714
+    assert rows["vgg16"]["parameters"] == 14_715_714 and rows["vgg16"]["kind"] == "architecture"
+    assert rows["default"]["kind"] == rows["pristine"]["kind"] == "detector"
     assert {"cifake_cnn", "efficientnet_b0", "efficientnetv2_b0", "vit_p2", "spot_resnet"} <= set(rows)
 
 

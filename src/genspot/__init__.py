@@ -2,8 +2,23 @@
 
 __version__ = "0.1.0"  # before the imports: submodules read it
 
-from genspot.models import create_model, list_models
-from genspot.predict import Detector, Prediction
-
+# The public names load on first use (PEP 562): `import genspot` and every `genspot --help`
+# stay free of torch, timm and Lightning, which take seconds to import.
+_LAZY = {"Detector": "genspot.predict", "Prediction": "genspot.predict", "create_model": "genspot.models",
+         "list_models": "genspot.models"}  # fmt: skip
 
 __all__ = ["Detector", "Prediction", "__version__", "create_model", "list_models"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'genspot' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -27,7 +27,7 @@ from PIL import Image
 
 from genspot.data.batches import normalize
 from genspot.data.decode import image_from_bytes, to_array, to_rgb
-from genspot.data.inputs import iter_inputs
+from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, iter_inputs, read_file_capped
 from genspot.errors import GenspotError
 from genspot.models.io import DEFAULT, SHIPPED, load_model_dir
 from genspot.models.tta import predict_logits
@@ -51,6 +51,7 @@ class Prediction:
     tiles: int | None = None
     tile_grid: np.ndarray | None = field(default=None, repr=False)  # (rows, cols) P(FAKE) per tile
     image: Image.Image | None = field(default=None, repr=False)  # kept only when asked for
+    rel: str = field(default="", repr=False)  # name relative to its argument (names heat-map files)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("path", "label", "p_fake", "model", "error", "mode", "width", "height", "tiles")}
@@ -61,7 +62,7 @@ def label_of(p_fake: float) -> str:
     return "FAKE" if p_fake >= 0.5 else "REAL"
 
 
-def _as_pil(image: str | os.PathLike | bytes | Image.Image | np.ndarray) -> Image.Image:
+def _as_pil(image: str | os.PathLike | bytes | Image.Image | np.ndarray, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Image.Image:
     if isinstance(image, Image.Image):
         return to_rgb(image)
     if isinstance(image, np.ndarray):
@@ -69,10 +70,7 @@ def _as_pil(image: str | os.PathLike | bytes | Image.Image | np.ndarray) -> Imag
         return to_rgb(Image.fromarray(arr))
     if isinstance(image, (bytes, bytearray)):
         return image_from_bytes(bytes(image))
-    p = Path(image)
-    if not p.is_file():
-        raise GenspotError(f"no such image file: {p}")
-    return image_from_bytes(p.read_bytes())
+    return image_from_bytes(read_file_capped(image, max_bytes))  # regular files only, size-capped
 
 
 def tile_image(img: Image.Image, size: int = 32, max_tiles: int = MAX_TILES) -> tuple[np.ndarray, tuple[int, int]]:
@@ -169,68 +167,78 @@ class Detector:
             name = str(im) if isinstance(im, (str, os.PathLike)) else "<image>"
             try:
                 out.append(self.predict(im, mode))
-            except (GenspotError, ValueError, OSError) as e:
+            except GenspotError as e:  # a bad mode is the caller's mistake, not the image's
+                if "unknown mode" in str(e):
+                    raise
                 out.append(Prediction(name, None, None, self.name, str(e), mode))
+            except Exception as e:  # noqa: BLE001 - whatever a decoder raises (even SyntaxError) is this image's error
+                out.append(Prediction(name, None, None, self.name, f"not a readable image: {e}", mode))
         return out
 
     def predict_paths(
         self, paths: list[str], mode: str = "resize", batch_size: int = 256, keep_images: bool = False,
-        workers: int = 0,
+        workers: int = 0, max_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> Iterator[Prediction]:
         """Stream predictions for every image under files / folders / zips / globs, in input order.
 
         workers > 0 decodes in that many processes (resize mode, without kept images): the
         inputs are read here, decoded there chunk by chunk, scored here in batches, and yielded
         in input order; at most 2 chunks per worker are in flight, so memory stays flat
-        whatever the input's size."""
+        whatever the input's size. Each file or zip member is read up to `max_bytes` (over it: an
+        error row, decided before reading where the size is known)."""
         if mode not in MODES:
             raise GenspotError(f"unknown mode {mode!r}; choose resize or tiles")
         if workers < 0:
             raise GenspotError("--workers must be 0 (decode in this process) or more")
         if workers > 0 and mode == "resize" and not keep_images:
-            yield from self._predict_pool(paths, batch_size, workers)
+            yield from self._predict_pool(paths, batch_size, workers, max_bytes)
             return
-        pending: list[tuple[str, np.ndarray, Image.Image]] = []
+        pending: list[tuple[str, np.ndarray, Image.Image, str]] = []
 
         def flush() -> Iterator[Prediction]:
             if not pending:
                 return
-            ps = self.p_fake(torch.from_numpy(np.stack([a for _, a, _ in pending])))
-            for (name, _, img), p in zip(pending, ps):
+            ps = self.p_fake(torch.from_numpy(np.stack([a for _, a, _, _ in pending])))
+            for (name, _, img, rel), p in zip(pending, ps):
                 w, h = img.size
                 yield Prediction(name, label_of(p), float(p), self.name, None, mode, w, h,
-                                 image=img if keep_images else None)  # fmt: skip
+                                 image=img if keep_images else None, rel=rel)  # fmt: skip
             pending.clear()
 
-        for item in iter_inputs(paths):
+        for item in iter_inputs(paths, max_bytes):
             if item.error is not None:
                 yield from flush()
-                yield Prediction(item.name, None, None, self.name, item.error, mode)
+                yield Prediction(item.name, None, None, self.name, item.error, mode, rel=item.rel)
                 continue
             try:
                 img = image_from_bytes(item.data)  # type: ignore[arg-type]
+                arr = to_array(img, self.size) if mode == "resize" else None
             except Exception as e:  # noqa: BLE001 - any undecodable input is reported, never fatal
                 yield from flush()
-                yield Prediction(item.name, None, None, self.name, f"not a readable image: {e}", mode)
+                yield Prediction(item.name, None, None, self.name, f"not a readable image: {e}", mode, rel=item.rel)
                 continue
             if mode == "tiles":
                 yield from flush()
-                pred = self._score_pil(img, item.name, mode)
-                pred.image = img if keep_images else None
+                try:
+                    pred = self._score_pil(img, item.name, mode)
+                except Exception as e:  # noqa: BLE001 - one image's failure is its own row
+                    yield Prediction(item.name, None, None, self.name, f"not a readable image: {e}", mode, rel=item.rel)
+                    continue
+                pred.image, pred.rel = (img if keep_images else None), item.rel
                 yield pred
                 continue
-            pending.append((item.name, to_array(img, self.size), img if keep_images else _Size(img.size)))
+            pending.append((item.name, arr, img if keep_images else _Size(img.size), item.rel))
             if len(pending) >= batch_size:
                 yield from flush()
         yield from flush()
 
-    def _predict_pool(self, paths: list[str], batch_size: int, workers: int) -> Iterator[Prediction]:
+    def _predict_pool(self, paths: list[str], batch_size: int, workers: int, max_bytes: int) -> Iterator[Prediction]:
         from collections import deque
         from itertools import islice
 
         from genspot.data.decode import _mp_context
 
-        items = ((it.name, it.data, it.error) for it in iter_inputs(paths))
+        items = ((it.name, it.data, it.error) for it in iter_inputs(paths, max_bytes))
         with _mp_context().Pool(workers) as pool:
             window: deque = deque()
 
@@ -252,21 +260,33 @@ class Detector:
                 yield from scored(window.popleft().get())
 
     # -- explaining ----------------------------------------------------------------------
-    def explain(self, image, method: str = "gradcam", target: str = "predicted", layer: str | None = None) -> dict[str, Any]:
-        """Heat map (size x size float32 in [0, 1]) for one image, with its prediction."""
+    def explain_arrays(self, x_u8: torch.Tensor, method: str = "gradcam", target: str = "predicted",
+                       layer: str | None = None) -> dict[str, Any]:
+        """Heat maps for a uint8 (B, 3, S, S) batch, with the verdicts predict() gives them.
+
+        The one explaining path (genspot explain, predict --explain, the server, this API):
+        p_fake comes from the same scorer as predict() (TTA and temperature included), and
+        "predicted" explains that verdict, so a heat map never contradicts its caption."""
         from genspot.explain import explain_batch
 
-        img = _as_pil(image)
-        arr = to_array(img, self.size)
-        # The verdict comes from the same scorer as predict() (TTA and temperature included), and
-        # "predicted" explains that verdict, so a heat map never contradicts its caption.
-        p = float(self.p_fake(torch.from_numpy(arr)[None])[0])
+        p = self.p_fake(x_u8)
+        labels = [label_of(float(v)) for v in p]
         if target == "predicted":
-            target = label_of(p).lower()
-        x = normalize(torch.from_numpy(arr)[None], self.config["mean"], self.config["std"])
-        r = explain_batch(self.model, self.config, x, method=method, target=target, layer=layer)
-        return {"map": r["maps"][0], "p_fake": p, "label": label_of(p), "image": arr.transpose(1, 2, 0),
-                "method": method, "layer": r["layer"], "target": self.config["class_names"][int(r["target"][0])]}  # fmt: skip
+            chosen: str | torch.Tensor = torch.tensor([self.positive if lab == "FAKE" else 1 - self.positive for lab in labels])
+        else:
+            chosen = target
+        x = normalize(x_u8, self.config["mean"], self.config["std"])
+        r = explain_batch(self.model, self.config, x, method=method, target=chosen, layer=layer)
+        names = self.config["class_names"]
+        return {"maps": r["maps"], "p_fake": p, "labels": labels, "layer": r["layer"],
+                "targets": [names[int(i)] for i in r["target"]]}  # fmt: skip
+
+    def explain(self, image, method: str = "gradcam", target: str = "predicted", layer: str | None = None) -> dict[str, Any]:
+        """Heat map (size x size float32 in [0, 1]) for one image, with its prediction."""
+        arr = to_array(_as_pil(image), self.size)
+        r = self.explain_arrays(torch.from_numpy(arr)[None], method=method, target=target, layer=layer)
+        return {"map": r["maps"][0], "p_fake": float(r["p_fake"][0]), "label": r["labels"][0], "image": arr.transpose(1, 2, 0),
+                "method": method, "layer": r["layer"], "target": r["targets"][0]}  # fmt: skip
 
 
 def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int) -> list[tuple]:
@@ -285,11 +305,25 @@ def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int) 
 
 
 def tile_heatmap(img: Image.Image, grid: np.ndarray, alpha: float = 0.45) -> Image.Image:
-    """The image with each tile tinted by its P(FAKE) (blue = REAL, red = FAKE)."""
-    from genspot.explain.render import colorize
+    """The image with each tile tinted by its P(FAKE), and a colour scale under it
+    (blue: REAL, p_fake 0; red: FAKE, p_fake 1)."""
+    from PIL import ImageDraw
+
+    from genspot.explain.render import _font, colorize
 
     heat = Image.fromarray(colorize(grid.astype(np.float32), "coolwarm")).resize(img.size, Image.Resampling.NEAREST)
-    return Image.blend(img.convert("RGB"), heat, alpha)
+    tinted = Image.blend(img.convert("RGB"), heat, alpha)
+    w, bar_h, text_h = max(tinted.width, 240), 12, 18
+    canvas = Image.new("RGB", (w, tinted.height + bar_h + text_h + 6), "white")
+    canvas.paste(tinted, (0, 0))
+    ramp = colorize(np.tile(np.linspace(0, 1, w - 20, dtype=np.float32), (bar_h, 1)), "coolwarm")
+    canvas.paste(Image.fromarray(ramp), (10, tinted.height + 4))
+    draw, font, y = ImageDraw.Draw(canvas), _font(), tinted.height + bar_h + 5
+    draw.text((10, y), "p_fake 0 (REAL)", fill="black", font=font)
+    right = "1 (FAKE)"
+    draw.text((w - 10 - draw.textlength(right, font=font), y), right, fill="black", font=font)
+    draw.text((w // 2 - draw.textlength("0.5", font=font) / 2, y), "0.5", fill="black", font=font)
+    return canvas
 
 
 ROW_KEYS = ["path", "label", "p_fake", "model", "error", "mode", "width", "height", "tiles"]

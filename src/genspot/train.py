@@ -463,6 +463,8 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     ckpt = out / "checkpoints" / "last.ckpt"
     if resume and not ckpt.exists():
         raise GenspotError(f"nothing to resume in {out}: no checkpoints/last.ckpt (the first epoch never finished)")
+    if resume:
+        check_checkpoint(ckpt)
     if not resume and (out / "metrics.jsonl").exists():
         raise GenspotError(f"{out} already holds a training run; use --resume to continue it or another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -542,7 +544,8 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             highlight=False,
         )
     t0 = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train_b, val_dataloaders=val_b, ckpt_path=str(ckpt) if resume else None)
+    trainer.fit(module, train_dataloaders=train_b, val_dataloaders=val_b, ckpt_path=str(ckpt) if resume else None,
+                weights_only=True)  # fmt: skip
     rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if ln]
     best = max(rows, key=lambda r: (r["val_accuracy"] or 0.0)) if rows else None
     return {
@@ -566,4 +569,29 @@ def load_run_config(out: str | os.PathLike) -> TrainConfig:
     p = Path(out) / "run.json"
     if not p.exists():
         raise GenspotError(f"nothing to resume in {out}: no run.json")
-    return TrainConfig(**json.loads(p.read_text()))
+    try:
+        options = json.loads(p.read_text())
+        if not isinstance(options, dict):
+            raise ValueError("not a JSON object")
+        return TrainConfig(**options)
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
+        raise GenspotError(f"cannot resume from {p}: it is not a genspot run file ({e}); start a new run with another --out") from None
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a checkpoint that is unreadable, or that would need more than tensors and plain
+    data to load, before Lightning touches it. weights_only=True is passed explicitly: torch's
+    default can be switched off from the environment (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD), and
+    an unpickled checkpoint can run any code."""
+    fix = "train into another --out to start over"
+    if path.stat().st_size == 0:
+        raise GenspotError(f"cannot resume: {path} is empty (0 bytes); {fix}")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, random or foreign bytes: whatever torch raises
+        text = str(e)
+        if "GLOBAL" in text:  # a pickle that names code to run ("Unsupported global", "unsupported GLOBAL")
+            what = next(ln for ln in text.splitlines() if "GLOBAL" in ln).strip()
+            raise GenspotError(f"refusing to resume from {path}: it asks to load more than tensors and plain data ({what}); {fix}") from None
+        first = (text.strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
+        raise GenspotError(f"cannot resume: {path} is not a readable checkpoint ({first}); {fix}") from None

@@ -118,7 +118,9 @@ def attention_rollout(model: nn.Module, x: torch.Tensor, discard_ratio: float = 
     return scale_maps(relevance.view(-1, side, side).cpu().numpy(), tuple(x.shape[-2:]))
 
 
-def target_indices(logits: torch.Tensor, target: str, positive: int = 1) -> torch.Tensor:
+def target_indices(logits: torch.Tensor, target: str | torch.Tensor, positive: int = 1) -> torch.Tensor:
+    if torch.is_tensor(target):  # class indices per image, chosen by the caller
+        return target.to(device=logits.device, dtype=torch.int64)
     if target not in TARGETS:
         raise GenspotError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if target == "predicted":
@@ -132,10 +134,14 @@ def explain_batch(
     config: dict[str, Any],
     x: torch.Tensor,
     method: str = "gradcam",
-    target: str = "predicted",
+    target: str | torch.Tensor = "predicted",
     layer: str | None = None,
 ) -> dict[str, Any]:
-    """Heat maps for a normalised batch: {'maps' (B, H, W) in [0, 1], 'p_fake', 'target', 'layer'}."""
+    """Heat maps for a normalised batch: {'maps' (B, H, W) in [0, 1], 'p_fake', 'target', 'layer'}.
+
+    `target` is fake, real, predicted (the raw model's argmax) or a tensor of class indices per
+    image. 'p_fake' here is the raw model's (no TTA): callers that show a verdict score it with
+    Detector.p_fake, as predict does, and pass that verdict as the target."""
     if method not in METHODS:
         raise GenspotError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     name = config["model"]

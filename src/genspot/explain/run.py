@@ -17,12 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from genspot.data.batches import normalize
-from genspot.data.decode import decode_bytes
-from genspot.data.inputs import iter_inputs
-from genspot.explain.methods import explain_batch
+from genspot.data.decode import image_from_bytes, to_array
+from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, count_inputs, iter_inputs
 from genspot.explain.render import explanation_panel, safe_stem, save_png
-from genspot.models.io import load_model_dir
 from genspot.progress import progress_bar, warn
 
 
@@ -34,18 +31,19 @@ class ExplainSummary:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _batches(paths: list[str], size: int, batch_size: int, summary: ExplainSummary):
+def _batches(paths: list[str], size: int, batch_size: int, summary: ExplainSummary, max_bytes: int, bar):
     names: list[tuple[str, str]] = []
     arrays = []
-    for item in iter_inputs(paths):
+    for item in iter_inputs(paths, max_bytes):
         if item.error is None:
-            try:
-                arr, _ = decode_bytes(item.data, size)  # type: ignore[arg-type]
+            try:  # decoded exactly as Detector.predict decodes, so the scores agree
+                arr = to_array(image_from_bytes(item.data), size)  # type: ignore[arg-type]
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the rest
                 item.error = f"not a readable image: {e}"
         if item.error is not None:
             warn(f"skipped {item.name}: {item.error}")
             summary.errors.append((item.name, item.error))
+            bar.advance(1)
             continue
         names.append((item.name, item.rel))
         arrays.append(arr)
@@ -70,9 +68,16 @@ def explain_paths(
     batch_size: int = 64,
     progress: bool = True,
     write_png: bool = True,
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    precision: str = "fp32",
 ) -> ExplainSummary:
-    """Explain every image under `paths`; writes `<name>_<method>.png` and `.npy` into `out`."""
-    model, cfg = load_model_dir(model_dir)
+    """Explain every image under `paths`; writes `<name>_<method>.png` and `.npy` into `out`.
+
+    Scores and targets come from Detector.explain_arrays: the same p_fake as `genspot predict`."""
+    from genspot.predict import Detector
+
+    det = Detector.load(model_dir, precision=precision)
+    cfg = det.config
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     size = int(cfg.get("input_size", 32))
@@ -83,13 +88,12 @@ def explain_paths(
     # At most one batch is in flight, so memory stays flat.
     writer = ThreadPoolExecutor(max_workers=2)
     previous: list = []  # PNG writes of the batch before this one
-    with writer, progress_bar(f"explaining ({method})", total=None, unit="img", enabled=progress) as bar:
-        for names, arr in _batches(paths, size, batch_size, summary):
-            x_u8 = torch.from_numpy(arr)
-            x = normalize(x_u8, cfg["mean"], cfg["std"])
+    total = count_inputs(paths) if progress else None
+    with writer, progress_bar(f"explaining ({method})", total=total, unit="img", enabled=progress) as bar:
+        for names, arr in _batches(paths, size, batch_size, summary, max_bytes, bar):
             quiet = contextlib.redirect_stderr(io.StringIO()) if method == "scorecam" else contextlib.nullcontext()
             with quiet:  # Score-CAM draws a tqdm bar per image
-                r = explain_batch(model, cfg, x, method=method, target=target, layer=layer)
+                r = det.explain_arrays(torch.from_numpy(arr), method=method, target=target, layer=layer)
             current = []
             for i, (name, rel) in enumerate(names):
                 stem = safe_stem(rel or name)
@@ -98,9 +102,7 @@ def explain_paths(
                     stem = f"{stem}-{used[stem]}"
                 heat = r["maps"][i]
                 np.save(out / f"{stem}_{method}.npy", heat.astype(np.float32))
-                p = float(r["p_fake"][i])
-                verdict = "FAKE" if p >= 0.5 else "REAL"
-                tgt = cfg["class_names"][int(r["target"][i])]
+                p, verdict, tgt = float(r["p_fake"][i]), r["labels"][i], r["targets"][i]
                 if write_png:
                     caption = f"{verdict}  p(fake)={p:.3f}   {method} for {tgt}   layer {r['layer']}"
                     current.append(writer.submit(_write_panel, arr[i], heat, caption, out / f"{stem}_{method}.png"))

@@ -41,6 +41,11 @@ def save_model_dir(model: nn.Module, config: dict[str, Any], out_dir: str | os.P
     save_file(sd, str(tmp_w), metadata={"format": "pt", "model": str(config.get("model", ""))})
     tmp_c = out / (CONFIG_FILE + ".tmp")
     tmp_c.write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
+    # safetensors writes through a private temporary file (mode 0600): give the weights the
+    # mode any new file gets here (0644 under the usual umask), as config.json has.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_w, 0o666 & ~umask)
     os.replace(tmp_w, out / WEIGHTS_FILE)
     os.replace(tmp_c, out / CONFIG_FILE)
     return out

@@ -61,19 +61,29 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await _too_large(send, self.max_bytes)
         seen = 0
-        started = False
+        exceeded = started = False
 
         async def counted_receive():
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:  # the app asks again after the limit: the body ends here
+                return {"type": "http.disconnect"}
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge
             return msg
 
         async def tracked_send(msg):
+            # Once the limit is passed, whatever the app answers (the form parser turns the
+            # exception into a 400 "error parsing the body") is replaced by the 413 it means.
             nonlocal started
+            if exceeded:
+                if not started:
+                    started = True
+                    await _too_large(send, self.max_bytes)
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
@@ -81,8 +91,9 @@ class BodyLimit:
         try:
             await self.app(scope, counted_receive, tracked_send)
         except BodyTooLarge:
-            if not started:
-                await _too_large(send, self.max_bytes)
+            pass
+        if exceeded and not started:
+            await _too_large(send, self.max_bytes)
 
 
 async def _too_large(send, limit: int) -> None:
