@@ -79,14 +79,16 @@ def test_evaluate_on_a_test_only_archive(toy_zip_with_test, tmp_path):
 @pytest.mark.slow
 def test_quickstart_runs_the_whole_slice(tmp_path):
     """The README's first command, on its generated toy archive."""
-    r = run("quickstart", "--out", tmp_path / "qs", "--epochs", "1", "--limit", "1000")
+    r = run("quickstart", "--out", tmp_path / "qs", "--epochs", "1", "--limit", "1000", "--sample", "500")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "accuracy" in r.stdout and (tmp_path / "qs" / "cifake_cnn" / "model.safetensors").exists()
-    from genspot.models.io import default_model_dir
-
-    if (default_model_dir() / "model.safetensors").exists():
-        rows = (tmp_path / "qs" / "predictions.csv").read_text().splitlines()
-        assert rows[0].startswith("path,label,p_fake") and len(rows) == 1 + 4000
+    for n in range(1, 5):
+        assert f"{n}/4 " in r.stdout
+    res = json.loads((tmp_path / "qs" / "default-evaluation.json").read_text())
+    assert res["n"] == 500 and res["split"].startswith("test; a seeded sample of 500")  # the toy set's test split
+    assert "never meant for them" in r.stdout  # and it says the toy set is not what the detector is for
+    again = run("quickstart", "--out", tmp_path / "qs", "--epochs", "1", "--limit", "1000", "--sample", "500")
+    assert again.returncode == 0 and "replacing the earlier quickstart run" in again.stderr
 
 
 def test_serve_refuses_a_missing_model(tmp_path):

@@ -173,13 +173,21 @@ def evaluate(
     batch_size: int = 512,
     progress: bool = True,
     workers: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate a model directory on a zip or folder; returns the metrics dict."""
+    """Evaluate a model directory on a zip or folder; returns the metrics dict.
+
+    sample: score a seeded random sample of this many images of the chosen split (in their
+    original order) instead of all of them."""
     model, cfg = load_model_dir(model_dir)
     ds = load_dataset(data, size=cfg.get("input_size", 32), workers=workers, progress=progress)
     idx, desc = select_indices(ds, cfg, split)
     if len(idx) == 0:
         raise GenspotError(f"no images to evaluate in split {split!r}")
+    if sample is not None and sample < len(idx):
+        idx = np.sort(np.random.default_rng(seed).choice(idx, size=sample, replace=False))
+        desc = f"{desc}; a seeded sample of {sample:,} (seed {seed})"
     t0 = time.perf_counter()
     p = predict_scores(model, cfg, ds, idx, batch_size=batch_size, progress=progress)
     secs = time.perf_counter() - t0

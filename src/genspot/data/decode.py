@@ -34,6 +34,9 @@ CACHE_VERSION = 1
 # Refuse images over this many pixels before decoding them (decompression bombs).
 MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Pillow warns (on stderr, once per place) about metadata it tolerates, e.g. "Corrupt EXIF
+# data": noise beside a per-image result; what it cannot decode still raises.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 def cache_root() -> Path:
