@@ -62,6 +62,7 @@ def main() -> None:
         for f in (WEIGHTS_FILE, CONFIG_FILE):
             shutil.copyfile(work / f, dest / f)
             (dest / f).chmod(0o644)
+    # New weights: figures measured on the old ones (the held-out split's among them) do not carry over.
     (dest / "metrics.json").write_text(json.dumps({"validation": ev, "calibration": cal}, indent=2) + "\n")
     write_card(args, dest, cfg, ev, cal, params)
 
@@ -110,6 +111,13 @@ def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
     size_mb = (dest / WEIGHTS_FILE).stat().st_size / 1e6
     lo, hi = ev["accuracy_ci95"]
     decision = args.decision.read_text().strip() + "\n" if args.decision and args.decision.is_file() else ""
+    metrics_file = dest / "metrics.json"
+    heldout = json.loads(metrics_file.read_text()).get("heldout") if metrics_file.is_file() else None
+    heldout_text = ("Not scored yet: the official test split is held out from this project and scored independently."
+                    if not heldout else
+                    f"Scored independently on {heldout['date']}, on {heldout['split']}: accuracy **{100 * heldout['accuracy']:.2f}%** "
+                    f"of {heldout['n']:,} images; {100 * heldout['accuracy_without_train_copies']:.2f}% of the "
+                    f"{heldout['n_without_train_copies']:,} with no byte-identical copy in the training split.")  # fmt: skip
     usage = ("`genspot predict IMAGE` and `Detector.load()` use this model when no other is given."
              if args.name == "default" else
              f"`genspot predict IMAGE --model {args.name}` and `Detector.load(\"{args.name}\")` use this model.")
@@ -145,6 +153,10 @@ Every run that led here: [experiments.md](../../../../{args.experiments}).
 
 Reproduce: `genspot evaluate {args.name} --data ../shared/data/cifake-train.zip --split val`.
 
+## Held-out test split
+
+{heldout_text}
+
 ## Calibration (temperature scaling fitted on the validation split)
 
 | | before | after |
@@ -158,7 +170,7 @@ T = {cal['temperature']:.4f}. The temperature was fitted and measured on the sam
 ## Speed
 
 Batched inference on this machine: {ev['images_per_second']:,.0f} images/s (decoded 32x32 tensors, {cfg.get('tta', 'none')} TTA).
-End-to-end figures: `python benchmarks/bench_predict.py --model {args.name}` (README, Benchmarks).
+End-to-end figures: `python benchmarks/bench_predict.py --model {args.name}` ([docs/benchmarks.md](../../../../docs/benchmarks.md)).
 
 ## Robustness
 

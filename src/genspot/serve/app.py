@@ -138,7 +138,8 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
     def models() -> list[dict[str, Any]]:
         cfg = det.config
         metrics_file = model_dir / "metrics.json"
-        validation = json.loads(metrics_file.read_text()).get("validation") if metrics_file.is_file() else None
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        validation = metrics.get("validation")
         keep = ("n", "accuracy", "accuracy_ci95", "precision", "recall", "f1", "roc_auc", "split")
         return [{
             "name": det.name,
@@ -150,6 +151,7 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
             "class_names": cfg.get("class_names"),
             "validation": {k: validation[k] for k in keep if k in validation} if validation else None,
             "calibration": cfg.get("calibration"),
+            "heldout": metrics.get("heldout"),  # the held-out test split, scored independently (shipped detectors)
             "model_card": (model_dir / "MODEL_CARD.md").is_file(),
         }]  # fmt: skip
 
