@@ -91,3 +91,30 @@ def test_upload_shows_verdict_and_overlay(server, tmp_path):
         assert mobile.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone
         browser.close()
     assert Image.open(shot).size[0] == 1000
+
+
+def test_api_docs_render_offline(server):
+    """Swagger UI and ReDoc draw the API from the package's own files: every request that leaves
+    the server's address is refused, and the pages still show the endpoints."""
+    _need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    outside = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+
+        def gate(route):
+            if route.request.url.startswith(server):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", gate)
+        page.goto(server + "/docs")
+        expect(page.locator(".opblock-summary-path", has_text="/v1/predict").first).to_be_visible(timeout=30_000)
+        page.goto(server + "/redoc")
+        expect(page.get_by_text("/v1/explain").first).to_be_attached(timeout=30_000)
+        browser.close()
+    assert not outside, outside
