@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--robustness", type=Path, help="robustness.json (this model and others), for the card's robustness table")
     ap.add_argument("--decision", type=Path, help="Markdown: which packaged detector is the default, and why")
     ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from the shipped files, measuring nothing")
+    ap.add_argument("--domain-results", type=Path, help="domain.json from `genspot domain eval`, for the card's domain section")
     args = ap.parse_args()
     dest = shipped_model_dir(args.name)
 
@@ -80,6 +81,41 @@ def robustness_table(path: Path | None, name: str) -> str:
         cells = [f"{100 * m['rows'][i]['accuracy']:.2f}% | {m['rows'][i]['drop_pt']:+.2f}" for m in models]
         lines.append(f"| {row['perturbation']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def domain_section(cfg: dict, path: Path | None, name: str) -> str:
+    """What the `domain` flag means for this detector, and its measured rates."""
+    info = cfg.get("domain")
+    if not info:
+        return ("No domain statistics: `domain` comes from the size and colour rule alone "
+                f"(`genspot domain fit {name} --data ../shared/data/cifake-train.zip` adds the learned score).")
+    lo, hi = info["train_sizes"]
+    gray = " and ".join(f"{100 * v:.1f}% of {k}" for k, v in info.get("train_gray_share", {}).items()) + " training images"
+    text = [
+        "Every prediction carries `domain`: `in`, or `out` with a `domain_reason`. `out` means the image is unlike what",
+        "this detector was trained on, so its verdict there is closer to a guess; `p_fake` and `label` are computed as",
+        "always. It is `out` when any of these holds:", "",
+        f"- the image is over {2 * max(hi)} px or under {min(lo) // 2} px on a side (trained on {lo[0]}x{lo[1]} images, resized to its input);",
+        f"- it is not {', '.join(info['train_formats'])} (trained on {', '.join(info['train_formats'])} files), or it is grayscale and called "
+        f"the class grayscale was concentrated in ({gray});",
+        f"- its features are far from the training data's: Mahalanobis distance of the penultimate features to the nearest class",
+        f"  mean above {info['threshold']:.2f}, the {100 * info['quantile']:.0f}th percentile on half of the validation split (fitted on "
+        f"{info['fitted_on']['train_images']:,} training images), computed in the verdict's own forward pass.",
+    ]  # fmt: skip
+    if path is not None and path.is_file():
+        r = json.loads(path.read_text())
+        ind = r["in_distribution"]
+        a, b = ind["flagged_by_score_ci95"]
+        text += ["", f"Fitted by `genspot domain fit {name} --data ../shared/data/cifake-train.zip`; measured by the command on top of "
+                 f"[`{path.parent}/domain.md`](../../../../{path.parent}/domain.md): of "
+                 f"{ind['n']:,} held-out validation images that neither fit nor threshold saw, {100 * ind['flagged_by_score']:.1f}% "
+                 f"[{100 * a:.1f}, {100 * b:.1f}] are flagged by the score and {100 * ind['flagged_by_check']:.1f}% by the whole check "
+                 "(the grayscale rule flags the grayscale images called FAKE).", "",
+                 "| other images | AUROC of the score | flagged `out` | accuracy there |", "|---|---:|---:|---:|"]  # fmt: skip
+        for x in r["sets"]:
+            acc = "-" if x.get("accuracy") is None else f"{100 * x['accuracy']:.1f}%"
+            text.append(f"| {x['set']} | {x['auroc']:.3f} | {100 * x['flagged_by_check']:.1f}% | {acc} |")
+    return "\n".join(text)
 
 
 def recipe(cfg: dict) -> str:
@@ -177,6 +213,10 @@ End-to-end figures: `python benchmarks/bench_predict.py --model {args.name}` ([d
 {robustness_table(args.robustness, args.name)}
 
 {decision}
+## Domain check
+
+{domain_section(cfg, args.domain_results, args.name)}
+
 ## Intended use
 
 Research and triage on images like CIFAKE's: small photos of everyday objects vs Stable

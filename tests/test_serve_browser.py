@@ -66,6 +66,9 @@ def test_upload_shows_verdict_and_overlay(server, tmp_path):
         p = tmp_path / f"upload{i}.jpg"
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(p)
         paths.append(str(p))
+    gray = tmp_path / "gray.png"
+    Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(gray)
+    paths.append(str(gray))
     (tmp_path / "notes.txt").write_text("not an image")
     paths.append(str(tmp_path / "notes.txt"))
     with sync_playwright() as pw:
@@ -74,16 +77,19 @@ def test_upload_shows_verdict_and_overlay(server, tmp_path):
         page.goto(server)
         page.set_input_files("#files", paths)
         verdicts = page.locator(".verdict")
-        expect(verdicts).to_have_count(4, timeout=30_000)
+        expect(verdicts).to_have_count(5, timeout=30_000)
         texts = verdicts.all_inner_texts()
-        assert all(t in ("REAL", "FAKE") for t in texts[:3]) and texts[3] == "could not read"
+        assert all(t in ("REAL", "FAKE") for t in texts[:4]) and texts[4] == "could not read"
+        gray_card = page.locator(".card").nth(3)
+        expect(gray_card.locator(".domain.out")).to_contain_text("grayscale")  # the verdict says it is out of its depth
         overlay = page.locator(".card .heat").first
         expect(overlay).to_be_visible(timeout=30_000)
         assert overlay.get_attribute("src").startswith("data:image/png;base64,")
-        expect(page.locator("#batch tbody tr")).to_have_count(4)
+        expect(page.locator("#batch tbody tr")).to_have_count(5)
+        assert page.locator("#batch thead th").nth(3).inner_text() == "domain"
         page.locator("#opacity").fill("80")
         assert float(overlay.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
-        page.wait_for_function("document.querySelectorAll('.card .heat:not([hidden])').length === 3", timeout=30_000)
+        page.wait_for_function("document.querySelectorAll('.card .heat:not([hidden])').length === 4", timeout=30_000)
         shot = os.environ.get("GENSPOT_SCREENSHOT") or str(tmp_path / "page.png")
         page.screenshot(path=shot, full_page=True)
         mobile = browser.new_page(viewport={"width": 390, "height": 800})

@@ -84,6 +84,52 @@ def _parse_model_args(items: list[str] | None) -> dict:
     return kwargs
 
 
+domain_app = typer.Typer(no_args_is_help=True, help="The domain check: is an image inside what a model was trained on?")
+app.add_typer(domain_app, name="domain")
+
+
+@domain_app.command("fit")
+def domain_fit(
+    model_dir: Annotated[str, typer.Argument(help="model directory (or `default`, `pristine`) to fit the learned score for")],
+    data: Annotated[Path, typer.Option(help="the model's training archive (its split is rebuilt from config.json)")],
+    n_fit: Annotated[int, typer.Option(help="training images the class means and covariance are fitted on (a seeded sample)")] = 20_000,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Fit the learned domain score (Mahalanobis on the model's features) and its 95% threshold; writes domain.safetensors."""
+    from genspot.domain import fit_domain
+
+    info = fit_domain(model_dir, data, n_fit=n_fit, seed=seed)
+    f = info["fitted_on"]
+    out.print(f"domain statistics for {model_dir}: threshold {info['threshold']:.2f} (the {100 * info['quantile']:.0f}th percentile of "
+              f"{f['threshold_images']:,} validation images), fitted on {f['train_images']:,} training images; "
+              f"{f['check_images']:,} validation images left to check it (genspot domain eval)", highlight=False)  # fmt: skip
+
+
+@domain_app.command("eval")
+def domain_eval(
+    model_dir: Annotated[str, typer.Argument(help="model directory with domain statistics (genspot domain fit)")],
+    data: Annotated[Path, typer.Option(help="the model's training archive")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for domain.json and domain.md")],
+    other: Annotated[Optional[list[str]], typer.Option(help="NAME=PATH: another data set (zip or folder) to tell apart (repeatable)")] = None,
+    n: Annotated[int, typer.Option(help="images per perturbed set")] = 2000,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Measure the domain check: the share of held-out validation images flagged, and how well it tells other data apart (AUROC)."""
+    from genspot.domain_eval import domain_markdown, evaluate_domain
+
+    sets = {}
+    for item in other or []:
+        if "=" not in item:
+            raise GenspotError(f"--other expects NAME=PATH, got {item!r}")
+        k, v = item.split("=", 1)
+        sets[k] = v
+    r = evaluate_domain(model_dir, data, others=sets, n=n, seed=seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "domain.json").write_text(json.dumps(r, indent=2) + "\n")
+    (out_dir / "domain.md").write_text(domain_markdown(r, _command_line()))
+    out.print((out_dir / "domain.md").read_text(), highlight=False)
+
+
 @data_app.command("info")
 def data_info(
     path: Annotated[Path, typer.Argument(help="zip archive or folder")],
@@ -111,6 +157,14 @@ def data_info(
         d = info["duplicates"]["within_split"].get(s, {"groups": 0})
         t.add_row(s, f"{c['REAL']:,}", f"{c['FAKE']:,}", f"{c['total']:,}", f"{d['groups']:,}")
     out.print(t)
+    if len(info["sources"]) > 1 or set(info["sources"]) - {"real", "fake"}:
+        t = Table(title="per source (a generator's folder; real / fake where the layout names none)")
+        for col in ("source", "split", "REAL", "FAKE", "sizes"):
+            t.add_column(col, justify="right" if col in ("REAL", "FAKE") else "left")
+        for src, v in info["sources"].items():
+            for sp, c in v["splits"].items():
+                t.add_row(src, sp, f"{c['REAL']:,}", f"{c['FAKE']:,}", ", ".join(v["image_sizes"]))
+        out.print(t)
     sizes = ", ".join(f"{k}: {v:,}" for k, v in list(info["image_sizes"].items())[:5])
     out.print(f"image sizes: {sizes}")
     d = info["duplicates"]
@@ -189,6 +243,7 @@ def train_cmd(
     limit: Annotated[Optional[int], typer.Option(help="train on at most this many images (stratified)")] = None,
     val_fraction: Annotated[float, typer.Option(help="validation share of the training pool (full protocol)")] = 0.1,
     split: Annotated[Optional[str], typer.Option(help="split of the archive to train from (default: train, else all)")] = None,
+    sources: Annotated[Optional[str], typer.Option(help="comma-separated sources (generators' folders) to train on; default: all")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option(help="32 | bf16 (autocast; ~2-3x faster for conv nets on recent CPUs)")] = "32",
     channels_last: Annotated[bool, typer.Option(help="channels-last memory layout (faster on CPU)")] = True,
@@ -221,7 +276,7 @@ def train_cmd(
             model=model, data=str(data), out=str(out_dir), epochs=epochs, batch_size=batch_size, lr=lr,
             optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing,
             augment=augment, seed=seed, split_seed=split_seed, protocol=protocol, limit=limit, val_fraction=val_fraction,
-            source_split=split, device=device, precision=precision, channels_last=channels_last,
+            source_split=split, train_sources=[x for x in sources.split(",") if x] if sources else None, device=device, precision=precision, channels_last=channels_last,
             early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
             model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta, devices=devices,
             strategy=strategy, num_nodes=num_nodes, compile=compile_model, profile=profile,
@@ -264,6 +319,14 @@ def evaluate_cmd(
     for name, row in zip(("REAL", "FAKE"), r["confusion_matrix"]):
         t.add_row(name, f"{row[0]:,}", f"{row[1]:,}")
     out.print(t)
+    if len(r["per_source"]) > 1:
+        t = Table(title="per source")
+        for col in ("source", "n", "accuracy", "fakes detected", "photos correct", "AP", "ROC-AUC"):
+            t.add_column(col, justify="left" if col == "source" else "right")
+        f = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        for x in r["per_source"]:
+            t.add_row(x["source"], f"{x['n']:,}", f(x["accuracy"]), f(x["fake_detected"]), f(x["real_correct"]), f(x["ap"]), f(x["roc_auc"]))
+        out.print(t)
     out.print(f"{r['images_per_second']:,.0f} images/s")
 
 
@@ -304,6 +367,29 @@ def compare_cmd(
                   f"{r['test']['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]", f"{rep:.4f}" if rep else "-")  # fmt: skip
     out.print(t)
     out.print(f"results in {out_dir}/results.md and results.json")
+
+
+@app.command("benchmark")
+def benchmark_cmd(
+    data: Annotated[Path, typer.Option(help="zip archive or folder with several sources (GenImage, CNNDetection layouts)")],
+    train_sources: Annotated[str, typer.Option(help="comma-separated sources (generators' folders) to train on")],
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory (rerun with the same --out to resume)")],
+    test_sources: Annotated[Optional[str], typer.Option(help="comma-separated sources to test on (default: every source)")] = None,
+    models: Annotated[str, typer.Option(help="comma-separated models")] = "spot_resnet_s",
+    epochs: Annotated[Optional[int], typer.Option(help="override every recipe's epochs")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    precision: Annotated[Optional[str], typer.Option(help="override every recipe's precision (32 | bf16)")] = None,
+) -> None:
+    """The cross-generator protocol: train on some generators, test on each, one column per generator plus the mean."""
+    from genspot.crossgen import BenchmarkConfig, benchmark
+
+    split = lambda v: [x for x in (v or "").split(",") if x]  # noqa: E731
+    s = benchmark(BenchmarkConfig(data=str(data), out=str(out_dir), models=split(models), train_sources=split(train_sources),
+                                  test_sources=split(test_sources) or None, epochs=epochs, seed=seed, device=device,
+                                  precision=precision, command=_command_line()))  # fmt: skip
+    out.print((out_dir / "benchmark.md").read_text(), highlight=False)
+    out.print(f"results in {out_dir}/benchmark.md and benchmark.json ({len(s['models'])} models)")
 
 
 @app.command("explain")
@@ -365,8 +451,9 @@ def predict_cmd(
     workers: Annotated[int, typer.Option(help="decode processes (0: decode in this process; resize mode without heat maps)")] = 1,
     precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "fp32",
     max_file_mb: Annotated[float, typer.Option(help=MAX_FILE_HELP)] = 20,
+    domain: Annotated[str, typer.Option(help="report (flag out-of-domain rows) | strict (out-of-domain rows make the exit code 1, like errors)")] = "report",
 ) -> None:
-    """Is each image AI-generated? One row per image: path, label, p_fake, model, error."""
+    """Is each image AI-generated? One row per image: path, label, p_fake, domain (in/out of what the model knows), error."""
     from genspot.data.inputs import count_inputs
     from genspot.explain.render import explanation_panel, safe_stem, save_png
     from genspot.predict import Detector, RowWriter, tile_heatmap
@@ -380,15 +467,20 @@ def predict_cmd(
         raise GenspotError("--explain works with --mode resize; in tiles mode --heatmaps writes the tile map")
     if max_file_mb <= 0:
         raise GenspotError("--max-file-mb must be above 0")
+    if domain not in ("report", "strict"):
+        raise GenspotError(f"unknown --domain {domain!r}; choose report or strict")
     if out_file is not None:
         _writable(out_file)
     det = Detector.load(model_dir, precision=precision)
+    if det.domain is None:
+        console.print(f"note: {det.name} has no domain statistics: `domain` comes from the size and colour rule alone "
+                      f"(genspot domain fit MODEL_DIR --data ITS_TRAINING_DATA adds the learned score)", highlight=False, soft_wrap=True)  # fmt: skip
     if heatmaps:
         heatmaps.mkdir(parents=True, exist_ok=True)
     # Rows stream to the file or stdout as they come (constant memory on inputs of any size);
     # only the table, which a person reads, holds them all.
     table_rows: list = []
-    counts = {"n": 0, "fake": 0, "err": 0}
+    counts = {"n": 0, "fake": 0, "err": 0, "out": 0}
     sink = out_file.open("w", newline="") if out_file and fmt != "table" else sys.stdout
     writer = RowWriter(fmt, sink) if fmt != "table" else None
     try:
@@ -408,6 +500,7 @@ def predict_cmd(
                 counts["n"] += 1
                 counts["fake"] += pred.label == "FAKE"
                 counts["err"] += pred.error is not None
+                counts["out"] += pred.domain == "out"
                 if writer:
                     writer.write(pred)
                 else:
@@ -418,21 +511,23 @@ def predict_cmd(
     finally:
         if sink is not sys.stdout:
             sink.close()
-    n, n_fake, n_err = counts["n"], counts["fake"], counts["err"]
-    summary = f"{_plural(n, 'image')}: {n_fake:,} FAKE, {n - n_fake - n_err:,} REAL, {_plural(n_err, 'error')}"
+    n, n_fake, n_err, n_out = counts["n"], counts["fake"], counts["err"], counts["out"]
+    summary = (f"{_plural(n, 'image')}: {n_fake:,} FAKE, {n - n_fake - n_err:,} REAL, {_plural(n_err, 'error')}; "
+               f"{n_out:,} out of the model's domain")  # fmt: skip
     if fmt == "table":
         t = Table(title=f"genspot predict ({det.name}, {mode})")
-        for col in ("path", "label", "p_fake", "error"):
+        for col in ("path", "label", "p_fake", "domain", "error"):
             t.add_column(col, justify="right" if col == "p_fake" else "left", overflow="fold")
         for r in table_rows:
             style = "red" if r.label == "FAKE" else "green" if r.label == "REAL" else "yellow"
-            t.add_row(r.path, f"[{style}]{r.label or '-'}[/]", "-" if r.p_fake is None else f"{r.p_fake:.4f}", r.error or "")
+            dom = "-" if r.domain is None else "in" if r.domain == "in" else f"[yellow]out[/]: {r.domain_reason}"
+            t.add_row(r.path, f"[{style}]{r.label or '-'}[/]", "-" if r.p_fake is None else f"{r.p_fake:.4f}", dom, r.error or "")
         target = Console(file=out_file.open("w"), width=200) if out_file else out
         target.print(t)
         target.print(summary)
     if fmt != "table" or out_file:
         console.print(summary, highlight=False, soft_wrap=True)  # stderr: stdout holds only the results
-    if n_err:
+    if n_err or (domain == "strict" and n_out):
         raise typer.Exit(1)
 
 

@@ -93,6 +93,7 @@ class CompareConfig:
     batch_size: int | None = None  # overrides every recipe (larger on a GPU)
     command: str = ""
     progress: bool = True
+    train_sources: list[str] | None = None  # train on these sources' images only (genspot benchmark)
 
 
 def _rows(cfg: CompareConfig) -> list[tuple[str, str, str | None]]:
@@ -115,7 +116,7 @@ def _train_config(model: str, cfg: CompareConfig, run_dir: Path, pretrained: str
         model=model, data=cfg.data, out=str(run_dir), epochs=r.epochs, batch_size=cfg.batch_size or r.batch_size, lr=r.lr,
         optimizer=r.optimizer, schedule=r.schedule, weight_decay=r.weight_decay, label_smoothing=r.label_smoothing,
         augment=r.augment, seed=cfg.seed, protocol=cfg.protocol, device=cfg.device, precision=cfg.precision or r.precision,
-        pretrained=pretrained, model_kwargs=kwargs, progress=cfg.progress,
+        pretrained=pretrained, model_kwargs=kwargs, progress=cfg.progress, train_sources=cfg.train_sources,
     )  # fmt: skip
 
 

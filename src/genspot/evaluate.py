@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import binary_auroc
 
-from genspot.data import LABELS, DecodedSet, load_dataset, make_splits
+from genspot.data import LABELS, DecodedSet, load_dataset
+from genspot.data.splits import splits_from_config
 from genspot.data.batches import Batches
 from genspot.errors import GenspotError
 from genspot.models.io import load_model_dir
@@ -131,6 +132,28 @@ def classification_metrics(y: np.ndarray, p_fake: np.ndarray, threshold: float =
     }
 
 
+def per_source_metrics(sources: np.ndarray, y: np.ndarray, p_fake: np.ndarray, threshold: float = 0.5) -> list[dict[str, Any]]:
+    """One row per source: accuracy on its images; the share of its fakes called FAKE (detection
+    rate) and of its photos called REAL; AP and ROC-AUC where it holds both classes."""
+    from torchmetrics.functional.classification import binary_average_precision
+
+    rows = []
+    for src in sorted(set(sources.tolist())):
+        m = sources == src
+        ys, ps = y[m], p_fake[m]
+        pred = (ps >= threshold).astype(np.int64)
+        both = len(np.unique(ys)) == 2
+        row = {"source": src, "n": int(m.sum()), "n_fake": int((ys == 1).sum()), "n_real": int((ys == 0).sum()),
+               "accuracy": float((pred == ys).mean()),
+               "fake_detected": float(pred[ys == 1].mean()) if (ys == 1).any() else None,
+               "real_correct": float(1 - pred[ys == 0].mean()) if (ys == 0).any() else None,
+               "ap": float(binary_average_precision(torch.from_numpy(ps.astype(np.float32)), torch.from_numpy(ys))) if both else None,
+               "roc_auc": float(binary_auroc(torch.from_numpy(ps.astype(np.float32)), torch.from_numpy(ys))) if both else None,
+               "note": None if both else f"only {'FAKE' if (ys == 1).all() else 'REAL'} images: no AP or ROC-AUC"}  # fmt: skip
+        rows.append(row)
+    return rows
+
+
 def select_indices(ds: DecodedSet, config: dict[str, Any], split: str) -> tuple[np.ndarray, str]:
     """Which images to evaluate on, and a description of that choice.
 
@@ -148,11 +171,7 @@ def select_indices(ds: DecodedSet, config: dict[str, Any], split: str) -> tuple[
     data_cfg = config.get("data", {})
     same_data = data_cfg.get("fingerprint") == ds.fingerprint
     if split in ("auto", "val", "test") and same_data:
-        s = make_splits(
-            ds, data_cfg.get("protocol", "full"), seed=data_cfg.get("split_seed", 0),
-            val_fraction=data_cfg.get("val_fraction", 0.1), limit=data_cfg.get("limit"),
-            source_split=data_cfg.get("source_split"),
-        )  # fmt: skip
+        s = splits_from_config(ds, data_cfg)
         if split in ("auto", "test") and s.test is not None:
             return s.test, f"{s.protocol}-protocol test (carved from training data, seed {s.seed})"
         if split in ("auto", "val"):
@@ -193,6 +212,7 @@ def evaluate(
     secs = time.perf_counter() - t0
     res = {"model": cfg["model"], "model_dir": str(model_dir), "data": str(data), "split": desc}
     res.update(classification_metrics(ds.labels.numpy()[idx], p))
+    res["per_source"] = per_source_metrics(ds.sources[idx], ds.labels.numpy()[idx], p)
     res["images_per_second"] = round(len(idx) / secs, 1) if secs > 0 else None
     res["skipped"] = len(ds.skipped)
     return res

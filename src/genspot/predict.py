@@ -26,10 +26,11 @@ import torch
 from PIL import Image
 
 from genspot.data.batches import normalize
-from genspot.data.decode import image_from_bytes, to_array, to_rgb
+from genspot.data.decode import open_image, to_array, to_rgb
 from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, iter_inputs, read_file_capped
+from genspot.domain import DomainStats, ImageFacts, learned_reason, logits_and_features, rule_reasons, verdict
 from genspot.errors import GenspotError
-from genspot.models.io import DEFAULT, SHIPPED, load_model_dir
+from genspot.models.io import DEFAULT, SHIPPED, load_model_dir, resolve_model_dir
 from genspot.models.tta import predict_logits
 
 MODES = ("resize", "tiles")
@@ -52,9 +53,12 @@ class Prediction:
     tile_grid: np.ndarray | None = field(default=None, repr=False)  # (rows, cols) P(FAKE) per tile
     image: Image.Image | None = field(default=None, repr=False)  # kept only when asked for
     rel: str = field(default="", repr=False)  # name relative to its argument (names heat-map files)
+    domain: str | None = None  # "in" or "out" of what the model was trained on; None when the input could not be read
+    domain_reason: str | None = None  # why "out" (the rule's reasons and the learned score's), else None
+    domain_score: float | None = None  # the learned score (None: the model has no domain statistics)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("path", "label", "p_fake", "model", "error", "mode", "width", "height", "tiles")}
+        return {k: getattr(self, k) for k in ROW_KEYS}
 
 
 def label_of(p_fake: float) -> str:
@@ -62,15 +66,27 @@ def label_of(p_fake: float) -> str:
     return "FAKE" if p_fake >= 0.5 else "REAL"
 
 
-def _as_pil(image: str | os.PathLike | bytes | Image.Image | np.ndarray, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Image.Image:
+def decode(data: bytes) -> tuple[Image.Image, ImageFacts]:
+    """File bytes -> RGB image, and what the domain rule needs to know of the original."""
+    raw = open_image(data)
+    fmt, mode = raw.format, raw.mode
+    img = to_rgb(raw)
+    return img, ImageFacts(img.width, img.height, fmt, mode)
+
+
+def _as_pil(image: str | os.PathLike | bytes | Image.Image | np.ndarray,
+            max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[Image.Image, ImageFacts]:
     if isinstance(image, Image.Image):
-        return to_rgb(image)
+        img = to_rgb(image)
+        return img, ImageFacts(img.width, img.height, image.format, image.mode)
     if isinstance(image, np.ndarray):
         arr = image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
-        return to_rgb(Image.fromarray(arr))
+        raw = Image.fromarray(arr)
+        img = to_rgb(raw)
+        return img, ImageFacts(img.width, img.height, None, raw.mode)
     if isinstance(image, (bytes, bytearray)):
-        return image_from_bytes(bytes(image))
-    return image_from_bytes(read_file_capped(image, max_bytes))  # regular files only, size-capped
+        return decode(bytes(image))
+    return decode(read_file_capped(image, max_bytes))  # regular files only, size-capped
 
 
 def tile_image(img: Image.Image, size: int = 32, max_tiles: int = MAX_TILES) -> tuple[np.ndarray, tuple[int, int]]:
@@ -95,21 +111,15 @@ def _starts(n: int, size: int, stride: int) -> list[int]:
     return s
 
 
-class _Size:
-    """Stands in for an image that is not kept: only its size is needed."""
-
-    def __init__(self, size: tuple[int, int]) -> None:
-        self.size = size
-
-
 class Detector:
     """A loaded model and everything needed to use it: `Detector.load(dir).predict("img.jpg")`."""
 
     def __init__(self, model: torch.nn.Module, config: dict[str, Any], name: str, device: str = "cpu",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", domain: DomainStats | None = None) -> None:
         if precision not in PRECISIONS:
             raise GenspotError(f"unknown precision {precision!r}; choose fp32 (or 32) or bf16")
         self.model, self.config, self.name, self.device = model, config, name, device
+        self.domain = domain  # None: the domain check is the rule alone
         self.precision = PRECISIONS[precision]
         self.size = int(config.get("input_size", 32))
         self.temperature = float(config.get("temperature", 1.0))
@@ -125,7 +135,7 @@ class Detector:
         key = DEFAULT if model is None else str(model)
         m, cfg = load_model_dir(key, device=device)
         name = cfg.get("name") or (key if key in SHIPPED else Path(key).name) or cfg["model"]
-        return cls(m, cfg, name, device, precision)
+        return cls(m, cfg, name, device, precision, DomainStats.load(resolve_model_dir(key), cfg))
 
     # -- scoring -------------------------------------------------------------------------
     @torch.inference_mode()
@@ -140,25 +150,55 @@ class Detector:
     def p_fake(self, x_u8: torch.Tensor) -> np.ndarray:
         return torch.softmax(self.logits(x_u8) / self.temperature, 1)[:, self.positive].cpu().numpy()
 
-    def _score_pil(self, img: Image.Image, path: str, mode: str) -> Prediction:
+    @torch.inference_mode()
+    def score(self, x_u8: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """uint8 (B, 3, S, S) -> (p_fake, domain score or None): one forward pass for both."""
+        if self.domain is None:
+            return self.p_fake(x_u8), None
+        x = normalize(x_u8.to(self.device), self.config["mean"], self.config["std"])
+        if self.config.get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits, feats = logits_and_features(self.model, self.config, x)
+        p = torch.softmax(logits.float() / self.temperature, 1)[:, self.positive].cpu().numpy()
+        return p, self.domain.score(feats.cpu())
+
+    def _domain(self, facts: ImageFacts | None, arr: np.ndarray, score: float | None, mode: str,
+                label: str | None = None) -> tuple[str, str | None]:
+        reasons = rule_reasons(facts, arr, self.config, mode, label)
+        if score is not None and self.domain is not None:
+            learned = learned_reason(score, self.domain.threshold)
+            reasons += [learned] if learned else []
+        return verdict(reasons)
+
+    def _row(self, name: str, p: float, facts: ImageFacts, arr: np.ndarray, score: float | None, mode: str, **kw) -> Prediction:
+        domain, reason = self._domain(facts, arr, score, mode, label_of(p))
+        return Prediction(name, label_of(p), p, self.name, None, mode, facts.width, facts.height, domain=domain,
+                          domain_reason=reason, domain_score=None if score is None else round(float(score), 3), **kw)  # fmt: skip
+
+    def _score_pil(self, img: Image.Image, path: str, mode: str, facts: ImageFacts | None = None) -> Prediction:
         if mode not in MODES:
             raise GenspotError(f"unknown mode {mode!r}; choose resize or tiles")
-        w, h = img.size
+        facts = facts or ImageFacts(img.width, img.height)
+        arr = to_array(img, self.size)
         if mode == "resize":
-            p = float(self.p_fake(torch.from_numpy(to_array(img, self.size))[None])[0])
-            return Prediction(path, label_of(p), p, self.name, None, mode, w, h)
+            p, d = self.score(torch.from_numpy(arr)[None])
+            return self._row(path, float(p[0]), facts, arr, None if d is None else float(d[0]), mode)
         tiles, grid = tile_image(img, self.size)
-        ps = np.concatenate([self.p_fake(torch.from_numpy(tiles[i : i + 256])) for i in range(0, len(tiles), 256)])
+        scored = [self.score(torch.from_numpy(tiles[i : i + 256])) for i in range(0, len(tiles), 256)]
+        ps = np.concatenate([a for a, _ in scored])
+        d = None if scored[0][1] is None else float(np.median(np.concatenate([b for _, b in scored])))
         # Average the tiles' log-odds: one confident tile moves the score, many unsure ones do not.
         eps = 1e-6
         logit = np.mean(np.log(np.clip(ps, eps, 1 - eps)) - np.log(np.clip(1 - ps, eps, 1 - eps)))
         p = float(1 / (1 + np.exp(-logit)))
-        return Prediction(path, label_of(p), p, self.name, None, mode, w, h, len(tiles), ps.reshape(grid))
+        return self._row(path, p, facts, arr, d, mode, tiles=len(tiles), tile_grid=ps.reshape(grid))
 
     def predict(self, image: str | os.PathLike | bytes | Image.Image | np.ndarray, mode: str = "resize") -> Prediction:
         """Score one image (a path, raw file bytes, a PIL image or an HxWx3 uint8 array)."""
         name = str(image) if isinstance(image, (str, os.PathLike)) else "<image>"
-        return self._score_pil(_as_pil(image), name, mode)
+        img, facts = _as_pil(image)
+        return self._score_pil(img, name, mode, facts)
 
     def predict_batch(self, images: Iterable, mode: str = "resize") -> list[Prediction]:
         """Score several images; an unreadable one gets a Prediction with `error` set."""
@@ -193,16 +233,14 @@ class Detector:
         if workers > 0 and mode == "resize" and not keep_images:
             yield from self._predict_pool(paths, batch_size, workers, max_bytes)
             return
-        pending: list[tuple[str, np.ndarray, Image.Image, str]] = []
+        pending: list[tuple[str, np.ndarray, Image.Image | None, str, ImageFacts]] = []
 
         def flush() -> Iterator[Prediction]:
             if not pending:
                 return
-            ps = self.p_fake(torch.from_numpy(np.stack([a for _, a, _, _ in pending])))
-            for (name, _, img, rel), p in zip(pending, ps):
-                w, h = img.size
-                yield Prediction(name, label_of(p), float(p), self.name, None, mode, w, h,
-                                 image=img if keep_images else None, rel=rel)  # fmt: skip
+            ps, ds = self.score(torch.from_numpy(np.stack([a for _, a, _, _, _ in pending])))
+            for i, (name, arr, img, rel, facts) in enumerate(pending):
+                yield self._row(name, float(ps[i]), facts, arr, None if ds is None else float(ds[i]), mode, image=img, rel=rel)
             pending.clear()
 
         for item in iter_inputs(paths, max_bytes):
@@ -211,7 +249,7 @@ class Detector:
                 yield Prediction(item.name, None, None, self.name, item.error, mode, rel=item.rel)
                 continue
             try:
-                img = image_from_bytes(item.data)  # type: ignore[arg-type]
+                img, facts = decode(item.data)  # type: ignore[arg-type]
                 arr = to_array(img, self.size) if mode == "resize" else None
             except Exception as e:  # noqa: BLE001 - any undecodable input is reported, never fatal
                 yield from flush()
@@ -220,14 +258,14 @@ class Detector:
             if mode == "tiles":
                 yield from flush()
                 try:
-                    pred = self._score_pil(img, item.name, mode)
+                    pred = self._score_pil(img, item.name, mode, facts)
                 except Exception as e:  # noqa: BLE001 - one image's failure is its own row
                     yield Prediction(item.name, None, None, self.name, f"not a readable image: {e}", mode, rel=item.rel)
                     continue
                 pred.image, pred.rel = (img if keep_images else None), item.rel
                 yield pred
                 continue
-            pending.append((item.name, arr, img if keep_images else _Size(img.size), item.rel))
+            pending.append((item.name, arr, img if keep_images else None, item.rel, facts))  # type: ignore[arg-type]
             if len(pending) >= batch_size:
                 yield from flush()
         yield from flush()
@@ -242,15 +280,16 @@ class Detector:
         with _mp_context().Pool(workers) as pool:
             window: deque = deque()
 
-            def scored(chunk: list[tuple[str, np.ndarray | None, tuple[int, int] | None, str | None]]) -> Iterator[Prediction]:
+            def scored(chunk: list[tuple[str, np.ndarray | None, ImageFacts | None, str | None]]) -> Iterator[Prediction]:
                 ok = [c for c in chunk if c[3] is None]
-                ps = iter(self.p_fake(torch.from_numpy(np.stack([c[1] for c in ok])))) if ok else iter(())
-                for name, _, size, err in chunk:
+                ps, ds = self.score(torch.from_numpy(np.stack([c[1] for c in ok]))) if ok else (np.zeros(0), None)
+                k = 0
+                for name, arr, facts, err in chunk:
                     if err is not None:
                         yield Prediction(name, None, None, self.name, err, "resize")
                     else:
-                        p = float(next(ps))
-                        yield Prediction(name, label_of(p), p, self.name, None, "resize", *size)
+                        yield self._row(name, float(ps[k]), facts, arr, None if ds is None else float(ds[k]), "resize")  # type: ignore[arg-type]
+                        k += 1
 
             while chunk := list(islice(items, batch_size)):
                 window.append(pool.apply_async(_decode_chunk, (chunk, self.size)))
@@ -269,7 +308,7 @@ class Detector:
         "predicted" explains that verdict, so a heat map never contradicts its caption."""
         from genspot.explain import explain_batch
 
-        p = self.p_fake(x_u8)
+        p, d = self.score(x_u8)  # the verdict and the domain score, in one pass
         labels = [label_of(float(v)) for v in p]
         if target == "predicted":
             chosen: str | torch.Tensor = torch.tensor([self.positive if lab == "FAKE" else 1 - self.positive for lab in labels])
@@ -278,15 +317,20 @@ class Detector:
         x = normalize(x_u8, self.config["mean"], self.config["std"])
         r = explain_batch(self.model, self.config, x, method=method, target=chosen, layer=layer)
         names = self.config["class_names"]
+        domains = [self._domain(None, a, None if d is None else float(d[i]), "resize", labels[i]) for i, a in enumerate(x_u8.numpy())]
         return {"maps": r["maps"], "p_fake": p, "labels": labels, "layer": r["layer"],
-                "targets": [names[int(i)] for i in r["target"]]}  # fmt: skip
+                "targets": [names[int(i)] for i in r["target"]], "domains": domains, "domain_scores": d}  # fmt: skip
 
     def explain(self, image, method: str = "gradcam", target: str = "predicted", layer: str | None = None) -> dict[str, Any]:
-        """Heat map (size x size float32 in [0, 1]) for one image, with its prediction."""
-        arr = to_array(_as_pil(image), self.size)
+        """Heat map (size x size float32 in [0, 1]) for one image, with its prediction and domain."""
+        img, facts = _as_pil(image)
+        arr = to_array(img, self.size)
         r = self.explain_arrays(torch.from_numpy(arr)[None], method=method, target=target, layer=layer)
+        score = None if r["domain_scores"] is None else float(r["domain_scores"][0])
+        domain, reason = self._domain(facts, arr, score, "resize", r["labels"][0])  # with the image's own facts, not just its pixels
         return {"map": r["maps"][0], "p_fake": float(r["p_fake"][0]), "label": r["labels"][0], "image": arr.transpose(1, 2, 0),
-                "method": method, "layer": r["layer"], "target": r["targets"][0]}  # fmt: skip
+                "method": method, "layer": r["layer"], "target": r["targets"][0], "domain": domain, "domain_reason": reason,
+                "domain_score": None if score is None else round(score, 3)}  # fmt: skip
 
 
 def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int) -> list[tuple]:
@@ -297,8 +341,8 @@ def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int) 
             out.append((name, None, None, err))
             continue
         try:
-            img = image_from_bytes(data)  # type: ignore[arg-type]
-            out.append((name, to_array(img, size), img.size, None))
+            img, facts = decode(data)  # type: ignore[arg-type]
+            out.append((name, to_array(img, size), facts, None))
         except Exception as e:  # noqa: BLE001 - any undecodable input is reported, never fatal
             out.append((name, None, None, f"not a readable image: {e}"))
     return out
@@ -326,7 +370,7 @@ def tile_heatmap(img: Image.Image, grid: np.ndarray, alpha: float = 0.45) -> Ima
     return canvas
 
 
-ROW_KEYS = ["path", "label", "p_fake", "model", "error", "mode", "width", "height", "tiles"]
+ROW_KEYS = ["path", "label", "p_fake", "model", "error", "mode", "width", "height", "tiles", "domain", "domain_reason", "domain_score"]
 
 
 class RowWriter:

@@ -67,6 +67,7 @@ class TrainConfig:
     limit: int | None = None
     val_fraction: float = 0.1
     source_split: str | None = None
+    train_sources: list[str] | None = None  # train (and validate) on these sources' images only
     device: str = "auto"
     precision: str = "32"
     channels_last: bool = True
@@ -449,6 +450,7 @@ def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str
             "val_fraction": cfg.val_fraction,
             "limit": cfg.limit,
             "source_split": splits.info.get("pool_split"),
+            "sources": cfg.train_sources,
             "n_train": int(len(splits.train)),
             "n_val": int(len(splits.val)),
             "n_test": int(len(splits.test)) if splits.test is not None else 0,
@@ -474,7 +476,8 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress)
     splits = make_splits(
-        ds, cfg.protocol, seed=cfg.data_seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split
+        ds, cfg.protocol, seed=cfg.data_seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split,
+        sources=cfg.train_sources,
     )
     model = create_model(cfg.model, num_classes=len(LABELS), pretrained=cfg.pretrained, **cfg.model_kwargs)
     if cfg.channels_last:

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from genspot.data.sources import LABELS, Source, open_source, reopen, spec_of
+from genspot.data.sources import LABELS, LAYOUTS, Source, assign_sources, open_source, reopen, spec_of
 from genspot.errors import GenspotError
 from genspot.progress import progress_bar, warn
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: GenImage and CNNDetection class folders are read (records of such archives changed)
 # Refuse images over this many pixels before decoding them (decompression bombs).
 MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -123,6 +123,16 @@ class DecodedSet:
     decode_seconds: float = 0.0
     from_cache: bool = False
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Where each image came from (a generator's folder, or real / fake): derived from the
+        # paths, so caches written before sources existed give them too.
+        if "sources" not in self.extra:
+            self.extra["sources"] = np.array(assign_sources(self.paths, self.labels.tolist()), dtype=object)
+
+    @property
+    def sources(self) -> np.ndarray:
+        return self.extra["sources"]
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -233,7 +243,7 @@ def _decode_all(src: Source, fp: str, size: int, workers: int | None, progress: 
     t0 = time.perf_counter()
     records = src.records()
     if not records:
-        raise GenspotError(f"{src.path}: found no images under a REAL or FAKE directory")
+        raise GenspotError(f"{src.path}: found no images in a layout genspot reads ({LAYOUTS})")
     n = len(records)
     workers = max(1, min(workers or os.cpu_count() or 1, 64, max(1, n // 512)))
     tmp = cache_root() / "tmp"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+import numpy as np
+
 from genspot.data.decode import DecodedSet, label_counts
 
 
@@ -15,6 +17,15 @@ def dataset_info(ds: DecodedSet, max_listed: int = 100) -> dict[str, Any]:
         c = label_counts(ds, idx)
         splits[s] = {**c, "total": int(len(idx))}
     sizes = Counter(f"{w}x{h}" for w, h in ds.sizes.tolist())
+    per_source: dict[str, dict[str, dict[str, int]]] = {}
+    for src in sorted(set(ds.sources.tolist())):
+        rows = {}
+        for s in ds.split_names():
+            idx = np.flatnonzero((ds.sources == src) & (ds.splits == s))
+            if len(idx):
+                rows[s] = {**label_counts(ds, idx), "total": int(len(idx))}
+        src_sizes = Counter(f"{w}x{h}" for w, h in ds.sizes[ds.sources == src].tolist())
+        per_source[src] = {"splits": rows, "image_sizes": dict(src_sizes.most_common(5))}
     where: dict[str, list[int]] = defaultdict(list)
     for i, h in enumerate(ds.hashes):
         where[h].append(i)
@@ -38,6 +49,7 @@ def dataset_info(ds: DecodedSet, max_listed: int = 100) -> dict[str, Any]:
         "fingerprint": ds.fingerprint,
         "images": len(ds),
         "splits": splits,
+        "sources": per_source,
         "image_sizes": dict(sizes.most_common()),
         "duplicates": {
             "groups": len(groups),

@@ -1,8 +1,17 @@
-"""Readers for zip archives and folders laid out with REAL / FAKE directories.
+"""Readers for zip archives and folders in the layouts people download, read in place.
 
-A source lists records (path, label, split) and hands out raw bytes; it never decodes.
-Labels come from a directory named REAL or FAKE (any case, any depth), splits from a
-directory named train / test / val (any case). Nothing is extracted to disk.
+A source lists records (path, label, split, source) and hands out raw bytes; it never decodes.
+Nothing is extracted to disk. The layouts (any case, any depth; the deepest class directory wins):
+
+- CIFAKE and other REAL / FAKE folders: `[train|test|val/]REAL|FAKE/...`;
+- GenImage: `<generator>/{train,val}/{nature,ai}/...` (nature: REAL, ai: FAKE);
+- CNNDetection / ForenSynths: `<generator>/[<class>/]{0_real,1_fake}/...`.
+
+Splits come from a directory named train / test / val (valid, validation). The **source** of a
+record is where its images came from: the first directory above its class directory that is
+neither a split nor a class directory (GenImage's and CNNDetection's generator folders). A
+directory that every record shares (an archive's wrapper folder) says nothing and is skipped.
+Records with no such directory get `real` or `fake` by their label, as CIFAKE's do.
 """
 
 from __future__ import annotations
@@ -16,6 +25,9 @@ from pathlib import Path
 from genspot.errors import GenspotError
 
 LABELS = ("REAL", "FAKE")  # index = class id; FAKE (1) is the positive class
+# Directory names that give the class: CIFAKE's, GenImage's and CNNDetection's.
+LABEL_DIRS = {"real": 0, "fake": 1, "nature": 0, "ai": 1, "0_real": 0, "1_fake": 1}
+LAYOUTS = "REAL/FAKE folders (CIFAKE), <generator>/{train,val}/{nature,ai} (GenImage), <generator>/[<class>/]{0_real,1_fake} (CNNDetection)"
 _SPLIT_NAMES = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
 NO_SPLIT = "all"  # split name for records whose path has no train/test/val component
 # Operating-system litter that is neither data nor worth a warning.
@@ -27,6 +39,7 @@ class Record:
     path: str  # member name inside the archive, or path relative to the folder (always '/')
     label: int  # index into LABELS
     split: str  # 'train', 'test', 'val' or NO_SPLIT
+    source: str = ""  # the generator's folder name; 'real' / 'fake' where the layout names none
 
 
 def classify_path(path: str) -> tuple[int, str] | None:
@@ -36,14 +49,40 @@ def classify_path(path: str) -> tuple[int, str] | None:
     if not parts[-1] or any(p.lower() in _IGNORED_PARTS or p.startswith("._") for p in parts):
         return None
     label = None
-    for d in reversed(dirs):  # the deepest REAL/FAKE directory wins
-        if d in ("real", "fake"):
-            label = 0 if d == "real" else 1
+    for d in reversed(dirs):  # the deepest class directory wins
+        if d in LABEL_DIRS:
+            label = LABEL_DIRS[d]
             break
     if label is None:
         return None
     split = next((_SPLIT_NAMES[d] for d in dirs if d in _SPLIT_NAMES), NO_SPLIT)
     return label, split
+
+
+def _free_dirs(path: str) -> list[str]:
+    """The directories above a record's (deepest) class directory that name neither a split nor a class."""
+    dirs = path.split("/")[:-1]
+    low = [d.lower() for d in dirs]
+    last = max(i for i, d in enumerate(low) if d in LABEL_DIRS)
+    return [dirs[i] for i in range(last) if low[i] not in _SPLIT_NAMES and low[i] not in LABEL_DIRS]
+
+
+def assign_sources(paths: list[str], labels: list[int]) -> list[str]:
+    """The source of each record (see the module's docstring): a folder every record shares is skipped."""
+    free = [_free_dirs(p) for p in paths]
+    depth = 0
+    while free and all(len(f) > depth for f in free) and len({f[depth] for f in free}) == 1:
+        depth += 1  # a wrapper folder: the same for every record
+    deeper = any(len(f) > depth for f in free)
+    out = []
+    for f, y in zip(free, labels):
+        if len(f) > depth:
+            out.append(f[depth])
+        elif depth and not deeper:  # every record sits in the same folders: one source, named by the deepest
+            out.append(f[depth - 1])
+        else:
+            out.append("real" if y == 0 else "fake")
+    return out
 
 
 class Source:
@@ -62,12 +101,13 @@ class Source:
         raise NotImplementedError
 
     def records(self) -> list[Record]:
-        out = []
+        found = []
         for name in self.names():
             c = classify_path(name)
             if c is not None:
-                out.append(Record(name, c[0], c[1]))
-        return out
+                found.append((name, c[0], c[1]))
+        sources = assign_sources([f[0] for f in found], [f[1] for f in found])
+        return [Record(n, y, s, src) for (n, y, s), src in zip(found, sources)]
 
     def close(self) -> None:
         pass

@@ -97,6 +97,13 @@ class Splits:
         return d
 
 
+def splits_from_config(ds: DecodedSet, data_cfg: dict) -> Splits:
+    """The split a model was trained on, rebuilt from its config.json's `data` block."""
+    return make_splits(ds, data_cfg.get("protocol", "full"), seed=data_cfg.get("split_seed", 0),
+                       val_fraction=data_cfg.get("val_fraction", 0.1), limit=data_cfg.get("limit"),
+                       source_split=data_cfg.get("source_split"), sources=data_cfg.get("sources"))  # fmt: skip
+
+
 def make_splits(
     ds: DecodedSet,
     protocol: str = "full",
@@ -105,6 +112,7 @@ def make_splits(
     val_fraction: float = 0.1,
     limit: int | None = None,
     source_split: str | None = None,
+    sources: list[str] | None = None,
 ) -> Splits:
     """Carve train / val (/ test) from a dataset.
 
@@ -112,7 +120,8 @@ def make_splits(
     split named by source_split). 'full': val_fraction of the pool is validation, the rest
     trains (optionally cut to `limit` images), and the archive's 'test' split, if any, is test.
     'study': 10k train / 5k val / 5k test carved from the pool, as the study did; scaled down
-    in the same 2:1:1 ratio when the pool is smaller.
+    in the same 2:1:1 ratio when the pool is smaller. `sources` keeps only the images of those
+    sources (generators' folders) in the pool and the test split: train on one generator.
     """
     if protocol not in PROTOCOLS:
         raise GenspotError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
@@ -123,12 +132,19 @@ def make_splits(
         have = ", ".join(sorted(names))
         raise GenspotError(f"the data has no {source_split or 'train'} split to train on (it has: {have})")
     pool = ds.indices(source_split)
+    if sources:
+        unknown = sorted(set(sources) - set(ds.sources.tolist()))
+        if unknown:
+            raise GenspotError(f"no source {', '.join(unknown)} in the data; it has: {', '.join(sorted(set(ds.sources.tolist())))}")
+        pool = pool[np.isin(ds.sources[pool], sources)]
     labels = ds.labels.numpy()[pool]
     groups = duplicate_groups([ds.hashes[i] for i in pool])
     if len(np.unique(labels)) < 2:
         raise GenspotError("the training data holds only one class; both REAL and FAKE are needed")
-    info = {"pool_split": source_split, "pool_size": int(len(pool))}
+    info = {"pool_split": source_split, "pool_size": int(len(pool)), "sources": list(sources) if sources else None}
     test = ds.indices("test") if "test" in names and source_split != "test" else None
+    if test is not None and sources:
+        test = test[np.isin(ds.sources[test], sources)]
     if protocol == "study":
         sizes = dict(STUDY_SIZES)
         total = sum(sizes.values())

@@ -106,7 +106,9 @@ def explain_paths(
                 if write_png:
                     caption = f"{verdict}  p(fake)={p:.3f}   {method} for {tgt}   layer {r['layer']}"
                     current.append(writer.submit(_write_panel, arr[i], heat, caption, out / f"{stem}_{method}.png"))
-                summary.rows.append({"path": name, "label": verdict, "p_fake": p, "target": tgt, "file": f"{stem}_{method}"})
+                dom, why = r["domains"][i]
+                summary.rows.append({"path": name, "label": verdict, "p_fake": p, "target": tgt, "file": f"{stem}_{method}",
+                                     "domain": dom, "domain_reason": why})  # fmt: skip
             for f in previous:  # bound the queue to one batch (and surface write errors)
                 f.result()
             previous = current

@@ -107,7 +107,7 @@ def make_ensemble_dir(member_dirs: Sequence[str], out_dir: str | Path) -> Path:
         model = merge([m for m, _ in loaded])
     except ValueError as e:
         raise GenspotError(f"{', '.join(map(str, member_dirs))}: {e}") from None
-    config = {k: v for k, v in cfg0.items() if k not in ("name", "calibration", "temperature")}
+    config = {k: v for k, v in cfg0.items() if k not in ("name", "calibration", "temperature", "domain")}  # domain statistics are per network: fit the ensemble's own
     config.update(model="spot_resnet_ensemble", model_kwargs={"members": model.members}, temperature=1.0,
                   channels_last=all(c.get("channels_last", False) for _, c in loaded),
                   ensemble=[{"source": str(d), "model": c["model"], "training": c.get("training")}

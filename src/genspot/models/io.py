@@ -23,7 +23,7 @@ from genspot.models.registry import create_model
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 # the config["data"] keys that fix which images trained and which validate
-SPLIT_KEYS = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split")
+SPLIT_KEYS = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split", "sources")
 
 
 def split_differences(config_a: dict[str, Any], config_b: dict[str, Any]) -> list[str]:

@@ -48,6 +48,9 @@ class PredictRow(BaseModel):
     error: str | None = None
     width: int | None = None
     height: int | None = None
+    domain: str | None = None  # "in" or "out" of what the model was trained on
+    domain_reason: str | None = None
+    domain_score: float | None = None
 
 
 class PredictResponse(BaseModel):
@@ -65,6 +68,9 @@ class ExplainResponse(BaseModel):
     method: str
     target: str
     layer: str | None
+    domain: str | None = None
+    domain_reason: str | None = None
+    domain_score: float | None = None
     overlay_png: str  # base64 PNGs, input upscaled 8x with nearest neighbour
     heatmap_png: str
     image_png: str
@@ -123,7 +129,8 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
                 if err is None:
                     try:
                         p = det.predict(data, mode=mode)
-                        rows.append(PredictRow(filename=name, label=p.label, p_fake=p.p_fake, width=p.width, height=p.height))
+                        rows.append(PredictRow(filename=name, label=p.label, p_fake=p.p_fake, width=p.width, height=p.height,
+                                               domain=p.domain, domain_reason=p.domain_reason, domain_score=p.domain_score))  # fmt: skip
                         continue
                     except Exception as e:  # noqa: BLE001 - one bad file never fails the others
                         err = f"not a readable image: {e}"
@@ -151,7 +158,8 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
             "class_names": cfg.get("class_names"),
             "validation": {k: validation[k] for k in keep if k in validation} if validation else None,
             "calibration": cfg.get("calibration"),
-            "heldout": metrics.get("heldout"),  # the held-out test split, scored independently (shipped detectors)
+            "heldout": metrics.get("heldout"),
+            "domain": cfg.get("domain"),  # the domain check's statistics and threshold (None: the rule alone)  # the held-out test split, scored independently (shipped detectors)
             "model_card": (model_dir / "MODEL_CARD.md").is_file(),
         }]  # fmt: skip
 
@@ -212,7 +220,7 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
             return Response(buf.getvalue(), media_type="image/png")
         return ExplainResponse(
             filename=name, label=e["label"], p_fake=e["p_fake"], model=det.name, method=method, target=e["target"],
-            layer=e["layer"], overlay_png=_png_b64(_upscale(overlay(e["image"], e["map"]))),
+            layer=e["layer"], domain=e["domain"], domain_reason=e["domain_reason"], domain_score=e["domain_score"], overlay_png=_png_b64(_upscale(overlay(e["image"], e["map"]))),
             heatmap_png=_png_b64(_upscale(colorize(e["map"]))), image_png=_png_b64(_upscale(e["image"])),
             seconds=round(time.perf_counter() - t0, 4),
         )  # fmt: skip

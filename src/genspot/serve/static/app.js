@@ -29,6 +29,11 @@ function makeCard(file, row) {
   card.append(v);
   if (ok) {
     card.append(el("div", "prob", `p(fake) = ${row.p_fake.toFixed(3)}`));
+    if (row.domain === "out") {  // the model is guessing: say so beside the verdict
+      const d = el("div", "domain out", `out of domain: ${row.domain_reason}`);
+      d.dataset.testid = "domain";
+      card.append(d);
+    }
     const bar = el("div", "bar"); const fill = el("div");
     fill.style.width = `${(100 * row.p_fake).toFixed(1)}%`; bar.append(fill); card.append(bar);
     const stack = el("div", "stack");
@@ -42,7 +47,8 @@ function makeCard(file, row) {
   card.append(el("div", "note explain-note"));
   $("cards").append(card);
   const tr = document.createElement("tr");
-  for (const t of [row.filename, ok ? row.label : "error", ok ? row.p_fake.toFixed(4) : "-", row.error || ""]) tr.append(el("td", "", t));
+  const dom = ok ? (row.domain === "out" ? `out: ${row.domain_reason}` : "in") : "-";
+  for (const t of [row.filename, ok ? row.label : "error", ok ? row.p_fake.toFixed(4) : "-", dom, row.error || ""]) tr.append(el("td", "", t));
   $("batch").querySelector("tbody").append(tr);
   $("batch").hidden = false;
   return card;
@@ -92,7 +98,8 @@ async function upload(files) {
   }
   const fake = entries.filter((e) => e.row.label === "FAKE").length;
   const errs = entries.filter((e) => e.row.error).length;
-  status(`${entries.length} images: ${fake} FAKE, ${entries.length - fake - errs} REAL, ${errs} errors`);
+  const outs = entries.filter((e) => e.row.domain === "out").length;
+  status(`${entries.length} images: ${fake} FAKE, ${entries.length - fake - errs} REAL, ${errs} errors; ${outs} out of the model's domain`);
 }
 
 $("files").addEventListener("change", (ev) => upload(ev.target.files));
