@@ -99,7 +99,8 @@ async function upload(files) {
   const fake = entries.filter((e) => e.row.label === "FAKE").length;
   const errs = entries.filter((e) => e.row.error).length;
   const outs = entries.filter((e) => e.row.domain === "out").length;
-  status(`${entries.length} images: ${fake} FAKE, ${entries.length - fake - errs} REAL, ${errs} errors; ${outs} out of the model's domain`);
+  const n = entries.length, plural = (k, w) => `${k} ${w}${k === 1 ? "" : "s"}`;
+  status(`${plural(n, "image")}: ${fake} FAKE, ${n - fake - errs} REAL, ${plural(errs, "error")}; ${outs} out of the model's domain`);
 }
 
 $("files").addEventListener("change", (ev) => upload(ev.target.files));
