@@ -113,7 +113,7 @@ def test_bad_paths_give_clear_errors(tmp_path):
     with pytest.raises(GenspotError, match="neither a folder nor a zip"):
         open_source(tmp_path / "x.txt")
     empty = write_zip(tmp_path / "e.zip", {"readme.txt": b"x"})
-    with pytest.raises(GenspotError, match="no images under a REAL or FAKE"):
+    with pytest.raises(GenspotError, match="found no images in a layout genspot reads"):
         load_dataset(empty, progress=False)
 
 

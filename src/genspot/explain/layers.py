@@ -89,4 +89,6 @@ def default_target_layer(model: nn.Module, name: str, input_size: int = 32) -> t
         return "blocks.-1.norm1", vit_reshape
     if name.startswith("spot_resnet"):
         return "stages.-1", None
+    if name == "npr":
+        return "layer2", None  # the last stage, which feeds the global pooling (4x4 at 32x32)
     raise GenspotError(f"no default explanation layer for model {name!r}; give one with --layer")

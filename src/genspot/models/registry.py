@@ -107,4 +107,4 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 
 def _import_families() -> None:
     # Importing a family module registers its models.
-    from genspot.models import cifake_cnn, efficientnet, ensemble, resnet, vgg, vit  # noqa: F401
+    from genspot.models import cifake_cnn, efficientnet, ensemble, npr, resnet, vgg, vit  # noqa: F401
