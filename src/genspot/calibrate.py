@@ -56,7 +56,7 @@ def _logits(model, cfg, ds, idx) -> torch.Tensor:
 def calibrate(model_dir: str | Path, data: str | Path, split: str = "val", progress: bool = True) -> dict[str, Any]:
     """Fit T on the model's validation split, store it in config.json; returns ECE before and after."""
     model, cfg = load_model_dir(model_dir)
-    ds = load_dataset(data, size=int(cfg.get("input_size", 32)), progress=progress)
+    ds = load_dataset(data, size=int(cfg.get("input_size", 32)), policy=cfg.get("input_policy", "resize"), progress=progress)
     idx, desc = select_indices(ds, cfg, split)
     logits = _logits(model, cfg, ds, idx)
     labels = ds.labels[torch.as_tensor(idx)]

@@ -137,7 +137,10 @@ def rule_reasons(facts: ImageFacts | None, arr: np.ndarray, config: dict[str, An
     lo, hi = info.get("train_sizes", [[size, size], [size, size]])  # smallest and largest (w, h) seen in training
     if facts is not None:
         w, h = facts.width, facts.height
-        if mode == "resize" and (max(w, h) > SIZE_FACTOR * max(hi) or min(w, h) < min(lo) / SIZE_FACTOR):
+        policy = config.get("input_policy", "resize")
+        if mode == "resize" and policy == "crop" and min(w, h) < size:
+            reasons.append(f"{w}x{h} image upscaled to fill a {size}x{size} crop; the model reads native pixels")
+        elif mode == "resize" and policy == "resize" and (max(w, h) > SIZE_FACTOR * max(hi) or min(w, h) < min(lo) / SIZE_FACTOR):
             trained = f"{lo[0]}x{lo[1]}" if lo == hi else f"{min(lo)}-{max(hi)} px"
             reasons.append(f"{w}x{h} image resized to {size}x{size}; trained on {trained} images")
         elif mode == "tiles" and min(w, h) < size:
@@ -220,7 +223,7 @@ def fit_domain(model_dir: str | os.PathLike, data: str | os.PathLike, n_fit: int
     d = resolve_model_dir(model_dir)
     model, cfg = load_model_dir(d)
     data_cfg = cfg.get("data", {})
-    ds = load_dataset(data, size=int(cfg.get("input_size", 32)), progress=progress)
+    ds = load_dataset(data, size=int(cfg.get("input_size", 32)), policy=cfg.get("input_policy", "resize"), progress=progress)
     if data_cfg.get("fingerprint") != ds.fingerprint:
         raise GenspotError(f"{data} is not the data {d} was trained on (fingerprints differ): its training split cannot be rebuilt")
     s = splits_from_config(ds, data_cfg)

@@ -51,14 +51,14 @@ def _large_scenes(n: int, seed: int) -> list[bytes]:
     return out
 
 
-def _decoded(blobs: list[tuple[str, bytes]], size: int) -> tuple[torch.Tensor, list[ImageFacts]]:
-    from genspot.data.decode import to_array
+def _decoded(blobs: list[tuple[str, bytes]], size: int, policy: str = "resize") -> tuple[torch.Tensor, list[ImageFacts]]:
+    from genspot.data.decode import input_array
     from genspot.predict import decode
 
     arrays, facts = [], []
     for _, data in blobs:
         img, f = decode(data)
-        arrays.append(to_array(img, size))
+        arrays.append(input_array(img, size, policy))
         facts.append(f)
     return torch.from_numpy(np.stack(arrays)), facts
 
@@ -86,7 +86,7 @@ def evaluate_domain(model_dir: str, data: str | Path, others: dict[str, str] | N
         raise GenspotError(f"{model_dir} has no domain statistics; run `genspot domain fit {model_dir} --data ...` first")
     info, size = cfg["domain"], int(cfg.get("input_size", 32))
     data_cfg = cfg.get("data", {})
-    ds = load_dataset(data, size=size, progress=progress)
+    ds = load_dataset(data, size=size, progress=progress, policy=cfg.get("input_policy", "resize"))
     if data_cfg.get("fingerprint") != ds.fingerprint:
         raise GenspotError(f"{data} is not the data {model_dir} was trained on (fingerprints differ)")
     s = splits_from_config(ds, data_cfg)
@@ -147,11 +147,11 @@ def evaluate_domain(model_dir: str, data: str | Path, others: dict[str, str] | N
                                       for a in base.numpy()]))  # fmt: skip
     add("grayscale", f"{n:,} check-half images in grayscale (luminance copied to R, G, B)", gray,
         [ImageFacts(f.width, f.height, "JPEG", "L") for f in base_facts], y)
-    large, large_facts = _decoded([("", b) for b in _large_scenes(N_LARGE, seed)], size)
+    large, large_facts = _decoded([("", b) for b in _large_scenes(N_LARGE, seed)], size, cfg.get("input_policy", "resize"))
     add("large scenes", f"{N_LARGE} generated 1024x768 JPEG scenes (smooth random colour fields with noise), resized as predict does", large, large_facts)
     for name, path in (others or {}).items():
         files = _files(path)
-        images, facts = _decoded(files, size)
+        images, facts = _decoded(files, size, cfg.get("input_policy", "resize"))
         labels = [_label_of(n) for n, _ in files]
         y_other = np.array(labels) if all(v is not None for v in labels) else None
         add(name, f"{len(images):,} images of {path}, resized as predict does", images, facts, y_other)

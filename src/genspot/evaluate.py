@@ -200,7 +200,7 @@ def evaluate(
     sample: score a seeded random sample of this many images of the chosen split (in their
     original order) instead of all of them."""
     model, cfg = load_model_dir(model_dir)
-    ds = load_dataset(data, size=cfg.get("input_size", 32), workers=workers, progress=progress)
+    ds = load_dataset(data, size=cfg.get("input_size", 32), policy=cfg.get("input_policy", "resize"), workers=workers, progress=progress)
     idx, desc = select_indices(ds, cfg, split)
     if len(idx) == 0:
         raise GenspotError(f"no images to evaluate in split {split!r}")

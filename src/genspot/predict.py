@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from genspot.data.batches import normalize
-from genspot.data.decode import open_image, to_array, to_rgb
+from genspot.data.decode import input_array, open_image, to_array, to_rgb
 from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, iter_inputs, read_file_capped
 from genspot.domain import DomainStats, ImageFacts, learned_reason, logits_and_features, rule_reasons, verdict
 from genspot.errors import GenspotError
@@ -122,6 +122,7 @@ class Detector:
         self.domain = domain  # None: the domain check is the rule alone
         self.precision = PRECISIONS[precision]
         self.size = int(config.get("input_size", 32))
+        self.policy = config.get("input_policy", "resize")  # resize | crop (centre square at native resolution)
         self.temperature = float(config.get("temperature", 1.0))
         self.positive = config.get("class_names", ["REAL", "FAKE"]).index(config.get("positive_class", "FAKE"))
 
@@ -180,7 +181,7 @@ class Detector:
         if mode not in MODES:
             raise GenspotError(f"unknown mode {mode!r}; choose resize or tiles")
         facts = facts or ImageFacts(img.width, img.height)
-        arr = to_array(img, self.size)
+        arr = input_array(img, self.size, self.policy)
         if mode == "resize":
             p, d = self.score(torch.from_numpy(arr)[None])
             return self._row(path, float(p[0]), facts, arr, None if d is None else float(d[0]), mode)
@@ -198,7 +199,7 @@ class Detector:
         """Score one image (a path, raw file bytes, a PIL image or an HxWx3 uint8 array)."""
         name = str(image) if isinstance(image, (str, os.PathLike)) else "<image>"
         img, facts = _as_pil(image)
-        return self._score_pil(img, name, mode, facts)
+        return self._score_pil(img, name, mode, facts)  # mode "resize" means the model's own input policy
 
     def predict_batch(self, images: Iterable, mode: str = "resize") -> list[Prediction]:
         """Score several images; an unreadable one gets a Prediction with `error` set."""
@@ -250,7 +251,7 @@ class Detector:
                 continue
             try:
                 img, facts = decode(item.data)  # type: ignore[arg-type]
-                arr = to_array(img, self.size) if mode == "resize" else None
+                arr = input_array(img, self.size, self.policy) if mode == "resize" else None
             except Exception as e:  # noqa: BLE001 - any undecodable input is reported, never fatal
                 yield from flush()
                 yield Prediction(item.name, None, None, self.name, f"not a readable image: {e}", mode, rel=item.rel)
@@ -292,7 +293,7 @@ class Detector:
                         k += 1
 
             while chunk := list(islice(items, batch_size)):
-                window.append(pool.apply_async(_decode_chunk, (chunk, self.size)))
+                window.append(pool.apply_async(_decode_chunk, (chunk, self.size, self.policy)))
                 if len(window) >= 2 * workers:
                     yield from scored(window.popleft().get())
             while window:
@@ -324,7 +325,7 @@ class Detector:
     def explain(self, image, method: str = "gradcam", target: str = "predicted", layer: str | None = None) -> dict[str, Any]:
         """Heat map (size x size float32 in [0, 1]) for one image, with its prediction and domain."""
         img, facts = _as_pil(image)
-        arr = to_array(img, self.size)
+        arr = input_array(img, self.size, self.policy)
         r = self.explain_arrays(torch.from_numpy(arr)[None], method=method, target=target, layer=layer)
         score = None if r["domain_scores"] is None else float(r["domain_scores"][0])
         domain, reason = self._domain(facts, arr, score, "resize", r["labels"][0])  # with the image's own facts, not just its pixels
@@ -333,7 +334,7 @@ class Detector:
                 "domain_score": None if score is None else round(score, 3)}  # fmt: skip
 
 
-def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int) -> list[tuple]:
+def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int, policy: str = "resize") -> list[tuple]:
     """Worker side of the streaming predictor: bytes -> (name, uint8 (3, size, size), (w, h), error)."""
     out = []
     for name, data, err in chunk:
@@ -342,7 +343,7 @@ def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int) 
             continue
         try:
             img, facts = decode(data)  # type: ignore[arg-type]
-            out.append((name, to_array(img, size), facts, None))
+            out.append((name, input_array(img, size, policy), facts, None))
         except Exception as e:  # noqa: BLE001 - any undecodable input is reported, never fatal
             out.append((name, None, None, f"not a readable image: {e}"))
     return out

@@ -57,7 +57,7 @@ def robustness(
     for md in model_dirs:
         model, cfg = load_model_dir(md)
         if ds is None:
-            ds = load_dataset(data, size=int(cfg.get("input_size", 32)), progress=progress)
+            ds = load_dataset(data, size=int(cfg.get("input_size", 32)), policy=cfg.get("input_policy", "resize"), progress=progress)
         idx, desc = select_indices(ds, cfg, split)
         if n is not None and n < len(idx):
             idx = np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))

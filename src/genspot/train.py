@@ -75,6 +75,7 @@ class TrainConfig:
     pretrained: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     image_size: int = 32
+    input_policy: str | None = None  # resize | crop; None: resize at 32 px (CIFAKE's way), crop above
     workers: int | None = None  # decode processes
     tta: str = "none"  # test-time augmentation written into config.json: none | flip
     devices: int = 1  # processes (CPU) or GPUs per node
@@ -428,6 +429,12 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def input_policy(cfg: TrainConfig) -> str:
+    """How images become the model's input: resize at 32 px, as CIFAKE was made; above it, the
+    centre crop at native resolution, since resampling erases the traces a detector reads."""
+    return cfg.input_policy or ("resize" if cfg.image_size == 32 else "crop")
+
+
 def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str) -> dict[str, Any]:
     """The config.json that travels with the weights."""
     return {
@@ -437,6 +444,7 @@ def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str
         "class_names": list(LABELS),
         "positive_class": "FAKE",
         "input_size": cfg.image_size,
+        "input_policy": input_policy(cfg),
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
         "channels_last": cfg.channels_last,
@@ -474,7 +482,9 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     L.seed_everything(cfg.seed, workers=False, verbose=False)
 
-    ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress)
+    if not 16 <= cfg.image_size <= 512:
+        raise GenspotError(f"--image-size must be between 16 and 512, got {cfg.image_size}")
+    ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress, policy=input_policy(cfg))
     splits = make_splits(
         ds, cfg.protocol, seed=cfg.data_seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split,
         sources=cfg.train_sources,

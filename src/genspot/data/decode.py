@@ -93,13 +93,42 @@ def to_array(img: Image.Image, size: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))  # a writable copy
 
 
-def decode_bytes(data: bytes, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+POLICIES = ("resize", "crop")
+
+
+def crop_array(img: Image.Image, size: int) -> np.ndarray:
+    """RGB image -> uint8 (3, size, size): the centre square at native resolution, no resampling.
+
+    An image smaller than `size` on a side cannot be cropped: its shorter side is scaled up to
+    `size` first (bicubic), the one case where this policy resamples (the domain check flags it)."""
+    w, h = img.size
+    if min(w, h) < size:
+        scale = size / min(w, h)
+        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC)
+        w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    img = img.crop((left, top, left + size, top + size))
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
+
+
+def input_array(img: Image.Image, size: int, policy: str = "resize") -> np.ndarray:
+    """What a model with this input policy sees of an RGB image: `resize` (the whole image, with
+    antialiasing, as CIFAKE was made) or `crop` (the centre size x size square at native
+    resolution: generator traces live in single pixels, and resampling erases them)."""
+    if policy == "crop":
+        return crop_array(img, size)
+    if policy != "resize":
+        raise GenspotError(f"unknown input policy {policy!r}; choose {' or '.join(POLICIES)}")
+    return to_array(img, size)
+
+
+def decode_bytes(data: bytes, size: int, policy: str = "resize") -> tuple[np.ndarray, tuple[int, int]]:
     """Raw file bytes -> (uint8 (3, size, size), original (width, height))."""
     img = open_image(data)
     orig = img.size
-    if img.format == "JPEG" and min(orig) >= 4 * size:
+    if policy == "resize" and img.format == "JPEG" and min(orig) >= 4 * size:
         img.draft("RGB", (size, size))  # libjpeg scales by 1/2..1/8 while decoding: big photos stay cheap
-    return to_array(to_rgb(img), size), orig
+    return input_array(to_rgb(img), size, policy), orig
 
 
 def content_hash(data: bytes) -> str:
@@ -156,7 +185,7 @@ def _init_worker(spec: tuple[str, str]) -> None:
 
 def _decode_chunk(args: tuple) -> tuple[int, list]:
     """Worker: decode names[start:stop] straight into the shared memmap; return per-image info."""
-    names, start, out_path, size = args
+    names, start, out_path, size, policy = args
     src = _worker_source
     assert src is not None
     out = np.load(out_path, mmap_mode="r+")
@@ -169,7 +198,7 @@ def _decode_chunk(args: tuple) -> tuple[int, list]:
             continue
         h = content_hash(data)
         try:
-            arr, wh = decode_bytes(data, size)
+            arr, wh = decode_bytes(data, size, policy)
         except Exception as e:  # noqa: BLE001
             info.append((h, None, f"{type(e).__name__}: {e}".strip()))
             continue
@@ -184,8 +213,9 @@ def _mp_context() -> mp.context.BaseContext:
     return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
-def _cache_dir(fingerprint: str, size: int) -> Path:
-    key = hashlib.sha256(f"v{CACHE_VERSION}|{fingerprint}|size={size}|rgb".encode()).hexdigest()[:20]
+def _cache_dir(fingerprint: str, size: int, policy: str = "resize") -> Path:
+    extra = "" if policy == "resize" else f"|{policy}"  # resize keeps the keys caches already have
+    key = hashlib.sha256(f"v{CACHE_VERSION}|{fingerprint}|size={size}|rgb{extra}".encode()).hexdigest()[:20]
     return cache_root() / "decoded" / key
 
 
@@ -196,12 +226,17 @@ def load_dataset(
     workers: int | None = None,
     cache: bool = True,
     progress: bool = True,
+    policy: str = "resize",
 ) -> DecodedSet:
-    """Read every labelled image of a zip archive or folder, decoding once and caching the result."""
+    """Read every labelled image of a zip archive or folder, decoding once and caching the result.
+
+    Each image becomes uint8 (3, size, size) by the input policy: `resize` or `crop` (input_array)."""
+    if policy not in POLICIES:
+        raise GenspotError(f"unknown input policy {policy!r}; choose {' or '.join(POLICIES)}")
     src = open_source(path)
     try:
         fp = src.fingerprint()
-        cdir = _cache_dir(fp, size)
+        cdir = _cache_dir(fp, size, policy)
         if cache and (cdir / "index.json").exists():
             ds = _read_cache(cdir)
             ds.source = str(src.path)
@@ -213,7 +248,7 @@ def load_dataset(
                 ds = _read_cache(cdir)
                 ds.source = str(src.path)
                 return ds
-            ds = _decode_all(src, fp, size, workers, progress)
+            ds = _decode_all(src, fp, size, workers, progress, policy)
             if cache:
                 _write_cache(ds, cdir)
     finally:
@@ -239,7 +274,7 @@ def _cache_lock(cdir: Path | None):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _decode_all(src: Source, fp: str, size: int, workers: int | None, progress: bool) -> DecodedSet:
+def _decode_all(src: Source, fp: str, size: int, workers: int | None, progress: bool, policy: str = "resize") -> DecodedSet:
     t0 = time.perf_counter()
     records = src.records()
     if not records:
@@ -255,7 +290,7 @@ def _decode_all(src: Source, fp: str, size: int, workers: int | None, progress: 
         chunk = max(256, min(4096, n // (workers * 8) + 1))
         spec = spec_of(src)
         names = [r.path for r in records]
-        jobs = [(names[i : i + chunk], i, str(out_path), size) for i in range(0, n, chunk)]
+        jobs = [(names[i : i + chunk], i, str(out_path), size, policy) for i in range(0, n, chunk)]
         info: list = [None] * n
         with progress_bar("decoding", total=n, unit="img", enabled=progress) as bar:
             if workers == 1:

@@ -132,7 +132,7 @@ def evaluate_faithfulness(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise GenspotError(f"unknown method(s): {', '.join(bad)}")
-    ds = load_dataset(data, size=int(cfg.get("input_size", 32)), progress=progress)
+    ds = load_dataset(data, size=int(cfg.get("input_size", 32)), policy=cfg.get("input_policy", "resize"), progress=progress)
     idx, split = select_indices(ds, cfg, "auto")
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genspot.data.decode import image_from_bytes, to_array
+from genspot.data.decode import image_from_bytes, input_array
 from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, count_inputs, iter_inputs
 from genspot.explain.render import explanation_panel, safe_stem, save_png
 from genspot.progress import progress_bar, warn
@@ -31,13 +31,13 @@ class ExplainSummary:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _batches(paths: list[str], size: int, batch_size: int, summary: ExplainSummary, max_bytes: int, bar):
+def _batches(paths: list[str], size: int, batch_size: int, summary: ExplainSummary, max_bytes: int, bar, policy: str = "resize"):
     names: list[tuple[str, str]] = []
     arrays = []
     for item in iter_inputs(paths, max_bytes):
         if item.error is None:
             try:  # decoded exactly as Detector.predict decodes, so the scores agree
-                arr = to_array(image_from_bytes(item.data), size)  # type: ignore[arg-type]
+                arr = input_array(image_from_bytes(item.data), size, policy)  # type: ignore[arg-type]
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the rest
                 item.error = f"not a readable image: {e}"
         if item.error is not None:
@@ -90,7 +90,7 @@ def explain_paths(
     previous: list = []  # PNG writes of the batch before this one
     total = count_inputs(paths) if progress else None
     with writer, progress_bar(f"explaining ({method})", total=total, unit="img", enabled=progress) as bar:
-        for names, arr in _batches(paths, size, batch_size, summary, max_bytes, bar):
+        for names, arr in _batches(paths, size, batch_size, summary, max_bytes, bar, det.policy):
             quiet = contextlib.redirect_stderr(io.StringIO()) if method == "scorecam" else contextlib.nullcontext()
             with quiet:  # Score-CAM draws a tqdm bar per image
                 r = det.explain_arrays(torch.from_numpy(arr), method=method, target=target, layer=layer)
