@@ -35,9 +35,11 @@ def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray
     return (rgb.astype(np.float32) * (1 - alpha) + colorize(heat).astype(np.float32) * alpha).round().astype(np.uint8)
 
 
-def explanation_panel(rgb: np.ndarray, heat: np.ndarray, caption: str, scale: int = _SCALE) -> Image.Image:
-    """(H, W, 3) uint8 image and (H, W) map -> one PNG-ready picture with a caption underneath."""
+def explanation_panel(rgb: np.ndarray, heat: np.ndarray, caption: str, scale: int | None = None) -> Image.Image:
+    """(H, W, 3) uint8 image and (H, W) map -> one PNG-ready picture with a caption underneath
+    (each panel about 256 px: 8x at 32 px input, 1x at 256)."""
     h, w = heat.shape
+    scale = scale or max(1, _SCALE * 32 // max(h, w))
     up = lambda a: Image.fromarray(a).resize((w * scale, h * scale), Image.Resampling.NEAREST)  # noqa: E731
     panels = [up(rgb), up(colorize(heat)), up(overlay(rgb, heat))]
     pad, cap_h = 6, 22

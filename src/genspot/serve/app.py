@@ -71,7 +71,7 @@ class ExplainResponse(BaseModel):
     domain: str | None = None
     domain_reason: str | None = None
     domain_score: float | None = None
-    overlay_png: str  # base64 PNGs, input upscaled 8x with nearest neighbour
+    overlay_png: str  # base64 PNGs, the model's input upscaled to about 256 px with nearest neighbour
     heatmap_png: str
     image_png: str
     seconds: float
@@ -83,8 +83,9 @@ def _png_b64(img: Image.Image) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _upscale(a: np.ndarray, scale: int = 8) -> Image.Image:
+def _upscale(a: np.ndarray, scale: int | None = None) -> Image.Image:
     img = Image.fromarray(a)
+    scale = scale or max(1, 256 // max(img.width, img.height))  # about 256 px on screen: 8x at 32, 1x at 256
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
 
 
