@@ -71,6 +71,17 @@ def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
 
+def _pairs(items: list[str] | None, option: str, form: str = "NAME=PATH") -> dict[str, str]:
+    """Repeated NAME=VALUE options as a dict; a malformed one is a one-line error."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise GenspotError(f"{option} expects {form}, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k] = v
+    return out
+
+
 def _parse_model_args(items: list[str] | None) -> dict:
     kwargs = {}
     for item in items or []:
@@ -117,13 +128,7 @@ def domain_eval(
     """Measure the domain check: the share of held-out validation images flagged, and how well it tells other data apart (AUROC)."""
     from genspot.domain_eval import domain_markdown, evaluate_domain
 
-    sets = {}
-    for item in other or []:
-        if "=" not in item:
-            raise GenspotError(f"--other expects NAME=PATH, got {item!r}")
-        k, v = item.split("=", 1)
-        sets[k] = v
-    r = evaluate_domain(model_dir, data, others=sets, n=n, seed=seed)
+    r = evaluate_domain(model_dir, data, others=_pairs(other, "--other"), n=n, seed=seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "domain.json").write_text(json.dumps(r, indent=2) + "\n")
     (out_dir / "domain.md").write_text(domain_markdown(r, _command_line()))
@@ -349,12 +354,7 @@ def compare_cmd(
     """Train and evaluate every study model plus genspot's candidate; write the comparison table."""
     from genspot.compare import DEFAULT_MODELS, CompareConfig, compare
 
-    pre = {}
-    for item in pretrained or []:
-        if "=" not in item:
-            raise GenspotError(f"--pretrained expects MODEL=PATH, got {item!r}")
-        k, v = item.split("=", 1)
-        pre[k] = v
+    pre = _pairs(pretrained, "--pretrained", "MODEL=PATH")
     names = [m for m in models.split(",") if m] if models else list(DEFAULT_MODELS)
     command = _command_line()
     summary = compare(CompareConfig(data=str(data), out=str(out_dir), protocol=protocol, models=names, epochs=epochs,
