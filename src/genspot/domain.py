@@ -248,7 +248,7 @@ def fit_domain(model_dir: str | os.PathLike, data: str | os.PathLike, n_fit: int
         "fitted_on": {"data_fingerprint": ds.fingerprint, "train_images": int(len(fit_idx)), "threshold_images": int(len(thr_idx)),
                       "check_images": int(len(check_idx)), "seed": seed},  # fmt: skip
         "train_sizes": [[int(sizes[:, 0].min()), int(sizes[:, 1].min())], [int(sizes[:, 0].max()), int(sizes[:, 1].max())]],
-        "train_formats": sorted(_formats(ds, fit_idx[:200])),
+        "train_formats": sorted(set(formats_of(ds, fit_idx[:200]))),
         # Where one class is far grayer (CIFAKE: 12.1% of FAKE images, 1.3% of REAL), a model reads
         # "no colour" as that class, and its verdict on a grayscale photo may be that shortcut.
         "train_gray_share": gray_share,
@@ -264,20 +264,20 @@ def fit_domain(model_dir: str | os.PathLike, data: str | os.PathLike, n_fit: int
     return info
 
 
-def _formats(ds, idx: np.ndarray) -> set[str]:
-    """The file formats of a few training images, read from their headers."""
+def formats_of(ds, idx: np.ndarray) -> list[str | None]:
+    """The file format of each of these images, read from its header."""
+    import io
+
     from PIL import Image
 
     from genspot.data.sources import open_source
 
     src = open_source(ds.source)
     try:
-        found = set()
+        out = []
         for i in idx:
-            import io
-
             with Image.open(io.BytesIO(src.read(ds.paths[int(i)]))) as im:
-                found.add(im.format)
-        return found
+                out.append(im.format)
+        return out
     finally:
         src.close()

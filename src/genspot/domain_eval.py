@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genspot.domain import DomainStats, ImageFacts, _halves, features_of, rule_reasons
+from genspot.domain import DomainStats, ImageFacts, _halves, features_of, formats_of, rule_reasons
 from genspot.errors import GenspotError
 
 N_LARGE = 200
@@ -108,13 +108,7 @@ def evaluate_domain(model_dir: str, data: str | Path, others: dict[str, str] | N
         return float(learned.mean()), float((learned | rule).mean())
 
     # In distribution: the check half, with each image's own size and format.
-    from genspot.data.sources import open_source
-
-    src = open_source(ds.source)
-    try:
-        formats = [Image.open(io.BytesIO(src.read(ds.paths[int(i)]))).format for i in check]
-    finally:
-        src.close()
+    formats = formats_of(ds, check)
     in_facts = [ImageFacts(int(ds.sizes[i, 0]), int(ds.sizes[i, 1]), f, "RGB") for i, f in zip(check, formats)]
     in_images = ds.images[check]
     in_scores, in_p = scores_of(in_images, "validation check half")

@@ -140,29 +140,30 @@ class Detector:
 
     # -- scoring -------------------------------------------------------------------------
     @torch.inference_mode()
+    def _forward(self, x_u8: torch.Tensor, features: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 (B, 3, S, S) -> (TTA logits, and the penultimate features when asked): one pass."""
+        x = normalize(x_u8.to(self.device), self.config["mean"], self.config["std"])
+        if self.config.get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            if features:
+                return logits_and_features(self.model, self.config, x)
+            return predict_logits(self.model, self.config, x), None
+
     def logits(self, x_u8: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, S, S) -> logits, (B, 2) float."""
-        x = normalize(x_u8.to(self.device), self.config["mean"], self.config["std"])
-        if self.config.get("channels_last"):
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            return predict_logits(self.model, self.config, x)
+        return self._forward(x_u8)[0]
+
+    def _p(self, logits: torch.Tensor) -> np.ndarray:
+        return torch.softmax(logits.float() / self.temperature, 1)[:, self.positive].cpu().numpy()
 
     def p_fake(self, x_u8: torch.Tensor) -> np.ndarray:
-        return torch.softmax(self.logits(x_u8) / self.temperature, 1)[:, self.positive].cpu().numpy()
+        return self._p(self.logits(x_u8))
 
-    @torch.inference_mode()
     def score(self, x_u8: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 (B, 3, S, S) -> (p_fake, domain score or None): one forward pass for both."""
-        if self.domain is None:
-            return self.p_fake(x_u8), None
-        x = normalize(x_u8.to(self.device), self.config["mean"], self.config["std"])
-        if self.config.get("channels_last"):
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            logits, feats = logits_and_features(self.model, self.config, x)
-        p = torch.softmax(logits.float() / self.temperature, 1)[:, self.positive].cpu().numpy()
-        return p, self.domain.score(feats.cpu())
+        logits, feats = self._forward(x_u8, features=self.domain is not None)
+        return self._p(logits), None if feats is None else self.domain.score(feats.cpu())  # type: ignore[union-attr]
 
     def _domain(self, facts: ImageFacts | None, arr: np.ndarray, score: float | None, mode: str,
                 label: str | None = None) -> tuple[str, str | None]:
@@ -203,14 +204,14 @@ class Detector:
 
     def predict_batch(self, images: Iterable, mode: str = "resize") -> list[Prediction]:
         """Score several images; an unreadable one gets a Prediction with `error` set."""
+        if mode not in MODES:  # the caller's mistake, raised once, not an error row per image
+            raise GenspotError(f"unknown mode {mode!r}; choose resize or tiles")
         out = []
         for im in images:
             name = str(im) if isinstance(im, (str, os.PathLike)) else "<image>"
             try:
                 out.append(self.predict(im, mode))
-            except GenspotError as e:  # a bad mode is the caller's mistake, not the image's
-                if "unknown mode" in str(e):
-                    raise
+            except GenspotError as e:
                 out.append(Prediction(name, None, None, self.name, str(e), mode))
             except Exception as e:  # noqa: BLE001 - whatever a decoder raises (even SyntaxError) is this image's error
                 out.append(Prediction(name, None, None, self.name, f"not a readable image: {e}", mode))
@@ -301,7 +302,7 @@ class Detector:
 
     # -- explaining ----------------------------------------------------------------------
     def explain_arrays(self, x_u8: torch.Tensor, method: str = "gradcam", target: str = "predicted",
-                       layer: str | None = None) -> dict[str, Any]:
+                       layer: str | None = None, facts: list[ImageFacts | None] | None = None) -> dict[str, Any]:
         """Heat maps for a uint8 (B, 3, S, S) batch, with the verdicts predict() gives them.
 
         The one explaining path (genspot explain, predict --explain, the server, this API):
@@ -318,7 +319,8 @@ class Detector:
         x = normalize(x_u8, self.config["mean"], self.config["std"])
         r = explain_batch(self.model, self.config, x, method=method, target=chosen, layer=layer)
         names = self.config["class_names"]
-        domains = [self._domain(None, a, None if d is None else float(d[i]), "resize", labels[i]) for i, a in enumerate(x_u8.numpy())]
+        facts = facts or [None] * len(labels)  # what is known of each original image, for the domain rule
+        domains = [self._domain(facts[i], a, None if d is None else float(d[i]), "resize", labels[i]) for i, a in enumerate(x_u8.numpy())]
         return {"maps": r["maps"], "p_fake": p, "labels": labels, "layer": r["layer"],
                 "targets": [names[int(i)] for i in r["target"]], "domains": domains, "domain_scores": d}  # fmt: skip
 
@@ -326,9 +328,9 @@ class Detector:
         """Heat map (size x size float32 in [0, 1]) for one image, with its prediction and domain."""
         img, facts = _as_pil(image)
         arr = input_array(img, self.size, self.policy)
-        r = self.explain_arrays(torch.from_numpy(arr)[None], method=method, target=target, layer=layer)
+        r = self.explain_arrays(torch.from_numpy(arr)[None], method=method, target=target, layer=layer, facts=[facts])
         score = None if r["domain_scores"] is None else float(r["domain_scores"][0])
-        domain, reason = self._domain(facts, arr, score, "resize", r["labels"][0])  # with the image's own facts, not just its pixels
+        domain, reason = r["domains"][0]
         return {"map": r["maps"][0], "p_fake": float(r["p_fake"][0]), "label": r["labels"][0], "image": arr.transpose(1, 2, 0),
                 "method": method, "layer": r["layer"], "target": r["targets"][0], "domain": domain, "domain_reason": reason,
                 "domain_score": None if score is None else round(score, 3)}  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genspot.data.decode import image_from_bytes, input_array
+from genspot.data.decode import input_array
 from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, count_inputs, iter_inputs
 from genspot.explain.render import explanation_panel, safe_stem, save_png
 from genspot.progress import progress_bar, warn
@@ -32,12 +32,15 @@ class ExplainSummary:
 
 
 def _batches(paths: list[str], size: int, batch_size: int, summary: ExplainSummary, max_bytes: int, bar, policy: str = "resize"):
+    from genspot.predict import decode
+
     names: list[tuple[str, str]] = []
-    arrays = []
+    arrays, facts = [], []
     for item in iter_inputs(paths, max_bytes):
         if item.error is None:
             try:  # decoded exactly as Detector.predict decodes, so the scores agree
-                arr = input_array(image_from_bytes(item.data), size, policy)  # type: ignore[arg-type]
+                img, f = decode(item.data)  # type: ignore[arg-type]
+                arr = input_array(img, size, policy)
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the rest
                 item.error = f"not a readable image: {e}"
         if item.error is not None:
@@ -47,11 +50,12 @@ def _batches(paths: list[str], size: int, batch_size: int, summary: ExplainSumma
             continue
         names.append((item.name, item.rel))
         arrays.append(arr)
+        facts.append(f)
         if len(names) == batch_size:
-            yield names, np.stack(arrays)
-            names, arrays = [], []
+            yield names, np.stack(arrays), facts
+            names, arrays, facts = [], [], []
     if names:
-        yield names, np.stack(arrays)
+        yield names, np.stack(arrays), facts
 
 
 def _write_panel(chw: np.ndarray, heat: np.ndarray, caption: str, path: Path) -> None:
@@ -90,10 +94,10 @@ def explain_paths(
     previous: list = []  # PNG writes of the batch before this one
     total = count_inputs(paths) if progress else None
     with writer, progress_bar(f"explaining ({method})", total=total, unit="img", enabled=progress) as bar:
-        for names, arr in _batches(paths, size, batch_size, summary, max_bytes, bar, det.policy):
+        for names, arr, facts in _batches(paths, size, batch_size, summary, max_bytes, bar, det.policy):
             quiet = contextlib.redirect_stderr(io.StringIO()) if method == "scorecam" else contextlib.nullcontext()
             with quiet:  # Score-CAM draws a tqdm bar per image
-                r = det.explain_arrays(torch.from_numpy(arr), method=method, target=target, layer=layer)
+                r = det.explain_arrays(torch.from_numpy(arr), method=method, target=target, layer=layer, facts=facts)
             current = []
             for i, (name, rel) in enumerate(names):
                 stem = safe_stem(rel or name)
