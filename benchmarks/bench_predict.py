@@ -2,6 +2,7 @@
 
     python benchmarks/bench_predict.py [--model default] [--data ../shared/data/cifake-train.zip] [--limit 20000]
                                        [--workers 0 1 2]
+    python benchmarks/bench_predict.py --runtime torch onnx [--limit 5000]
 
 In one run, over the same images of the zip:
   (a) decode alone: read + decode + resize to 32x32 (`Detector.predict_paths`' own decoding);
@@ -10,6 +11,12 @@ In one run, over the same images of the zip:
       decoding in-process and in 1 and 2 worker processes (the scaling of issue 8).
 Target (issue 5): (c) >= 80% of the slower of (a) and (b). Then single-image latency p50 for a
 32x32 JPEG and a 1024x1024 JPEG, in resize and tiles mode.
+
+With `--runtime torch onnx`: PyTorch against ONNX Runtime (fp32, the model exported once into the
+cache first), in one process, in alternating rounds (medians of 3): model alone in batches of 256
+on the decoded images, and single-image p50 latency of `Detector.predict` on a 32x32 JPEG
+(decode, domain check and all). Target (issue 28): ONNX Runtime's single-image latency at most
+1/1.5 of PyTorch's, and no slower in batch.
 """
 
 from __future__ import annotations
@@ -35,11 +42,16 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=20000, help="images from the zip (0: all)")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="decode processes to try for (c)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="scoring precision (Detector.load)")
+    ap.add_argument("--runtime", nargs="+", default=["torch"], choices=["torch", "onnx"], help="two: compare them")
     args = ap.parse_args()
     from genspot.data.decode import image_from_bytes, to_array
     from genspot.predict import Detector
 
-    det = Detector.load(args.model, precision=args.precision)
+    if len(args.runtime) > 1:
+        compare_runtimes(args)
+        return
+
+    det = Detector.load(args.model, precision=args.precision, runtime=args.runtime[0])
     with zipfile.ZipFile(args.data) as z:
         names = [i.filename for i in z.infolist() if not i.is_dir()]
         names = names[: args.limit] if args.limit else names
@@ -82,6 +94,47 @@ def main() -> None:
                 det.predict(data, mode=mode)
                 lat.append(time.perf_counter() - t)
             print(f"latency {size}x{size} JPEG, {mode:6s}: p50 {1000 * statistics.median(lat):7.1f} ms")
+
+
+def compare_runtimes(args: argparse.Namespace) -> None:
+    from genspot.data.decode import image_from_bytes, to_array
+    from genspot.predict import Detector
+
+    dets = {rt: Detector.load(args.model, runtime=rt) for rt in args.runtime}
+    size = next(iter(dets.values())).size
+    with zipfile.ZipFile(args.data) as z:
+        names = [i.filename for i in z.infolist() if not i.is_dir()][: args.limit or None]
+        x = torch.from_numpy(np.stack([to_array(image_from_bytes(z.read(n)), size) for n in names]))
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(buf, "JPEG", quality=90)
+    jpeg = buf.getvalue()
+    batch: dict[str, list[float]] = {rt: [] for rt in dets}
+    single: dict[str, list[float]] = {rt: [] for rt in dets}
+    for d in dets.values():  # warm-up: first calls allocate
+        d.p_fake(x[:256])
+        d.predict(jpeg)
+    for _ in range(3):
+        for rt, d in dets.items():
+            t = time.perf_counter()
+            for i in range(0, len(x), 256):
+                d.p_fake(x[i : i + 256])
+            batch[rt].append(len(x) / (time.perf_counter() - t))
+            lat = []
+            for _ in range(100):
+                t = time.perf_counter()
+                d.predict(jpeg)
+                lat.append(time.perf_counter() - t)
+            single[rt].append(statistics.median(lat))
+    d0 = dets[args.runtime[0]]
+    print(f"model {d0.name} ({d0.config['model']}, TTA {d0.config.get('tta', 'none')}, fp32), {len(x):,} images, "
+          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; medians of 3 alternating rounds")
+    for rt in dets:
+        print(f"{rt:5s}  model alone {statistics.median(batch[rt]):8,.0f} img/s   single 32x32 JPEG p50 "
+              f"{1000 * statistics.median(single[rt]):6.2f} ms")
+    if {"torch", "onnx"} <= dets.keys():
+        b = statistics.median(batch["onnx"]) / statistics.median(batch["torch"])
+        s = statistics.median(single["torch"]) / statistics.median(single["onnx"])
+        print(f"onnx / torch: batch throughput {b:.2f}x (target >= 1.0), single-image latency {s:.2f}x faster (target >= 1.5)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ app.add_typer(data_app, name="data")
 out = Console()  # tables and results on stdout; progress and warnings go to stderr
 MODEL_HELP = "model directory, `default` (the shipped detector) or `pristine` (the most accurate on untouched CIFAKE-style images, fragile to resampling)"
 MAX_FILE_HELP = "read at most this many MB of each file or zip member (larger ones get an error row, unread)"
+RUNTIME_HELP = "torch | onnx (ONNX Runtime, fp32 on the CPU; needs the onnx extra: pip install -e '.[onnx]')"
+ONNX_HELP = "with --runtime onnx: this exported file (default: the model directory's model.onnx, else an export cached on first use)"
 PRECISION_HELP = "fp32 (or 32) | bf16 (bfloat16 autocast: faster on CPUs with bf16 units; scores differ slightly from the card's fp32 figures)"
 
 
@@ -231,7 +233,8 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="print one J
 
 @app.command("train")
 def train_cmd(
-    model: Annotated[Optional[str], typer.Argument(help="model name (see `genspot models`); omit with --resume")] = None,
+    ctx: typer.Context,
+    model: Annotated[Optional[str], typer.Argument(help="model name (see `genspot models`); omit with --resume or --recipe")] = None,
     data: Annotated[Optional[Path], typer.Option(help="zip archive or folder")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="run directory (model + metrics)")] = Path("runs/train"),
     epochs: Annotated[int, typer.Option()] = 10,
@@ -268,18 +271,31 @@ def train_cmd(
     ema: Annotated[float, typer.Option(help="decay of a moving average of the weights, updated every step, that validation and the saved model use (0: off; 0.999 averages about the last 1,000 steps)")] = 0.0,
     sam: Annotated[float, typer.Option(help="sharpness-aware minimisation: radius rho of the weight perturbation (0: off; 0.05 is usual; twice the compute per step)")] = 0.0,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (pays on CUDA for long runs; not on a 2-core CPU)")] = False,
-    profile: Annotated[bool, typer.Option(help="print where the time went (Lightning's simple profiler)")] = False,
+    profile: Annotated[bool, typer.Option(help="time each epoch's parts (batching and augmentation, forward, backward, optimizer, validation) into metrics.jsonl and print them")] = False,
+    recipe: Annotated[Optional[str], typer.Option(help="start from a named recipe (fast | default; see docs/training.md); options given here override it")] = None,
 ) -> None:
     """Train a model; writes model.safetensors + config.json (best val epoch) and metrics.jsonl."""
     from genspot.train import TrainConfig, fit, load_run_config
 
     if resume:
+        if recipe:
+            raise GenspotError("--resume continues with the run's saved options; drop --recipe")
         cfg = load_run_config(out_dir)
         cfg.out = str(out_dir)
     else:
+        if recipe is not None:
+            from genspot.recipes import recipe as recipe_options
+
+            # The recipe's values, except where this command line names the option itself.
+            given = {k for k in ctx.params if (src := ctx.get_parameter_source(k)) is not None and src.name == "COMMANDLINE"}
+            local = locals()
+            chosen = {k: (local[k] if k in given else v) for k, v in recipe_options(recipe).items()}
+            model, epochs, batch_size, lr, optimizer, schedule, weight_decay, label_smoothing, augment, precision, tta = (
+                chosen[k] for k in ("model", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
+                                    "label_smoothing", "augment", "precision", "tta"))  # fmt: skip
         if model is None or data is None:
-            raise GenspotError("train needs MODEL and --data (or --resume --out DIR)")
-        cfg = TrainConfig(
+            raise GenspotError("train needs MODEL (or --recipe) and --data (or --resume --out DIR)")
+        cfg = TrainConfig(recipe=recipe,
             model=model, data=str(data), out=str(out_dir), epochs=epochs, batch_size=batch_size, lr=lr,
             optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing,
             augment=augment, seed=seed, split_seed=split_seed, protocol=protocol, limit=limit, val_fraction=val_fraction,
@@ -455,6 +471,8 @@ def predict_cmd(
     precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "fp32",
     max_file_mb: Annotated[float, typer.Option(help=MAX_FILE_HELP)] = 20,
     domain: Annotated[str, typer.Option(help="report (flag out-of-domain rows) | strict (out-of-domain rows make the exit code 1, like errors)")] = "report",
+    runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "torch",
+    onnx_file: Annotated[Optional[Path], typer.Option("--onnx", help=ONNX_HELP)] = None,
 ) -> None:
     """Is each image AI-generated? One row per image: path, label, p_fake, domain (in/out of what the model knows), error."""
     from genspot.data.inputs import count_inputs
@@ -474,7 +492,7 @@ def predict_cmd(
         raise GenspotError(f"unknown --domain {domain!r}; choose report or strict")
     if out_file is not None:
         _writable(out_file)
-    det = Detector.load(model_dir, precision=precision)
+    det = Detector.load(model_dir, precision=precision, runtime=runtime, onnx_file=onnx_file)
     if det.domain is None:
         console.print(f"note: {det.name} has no domain statistics: `domain` comes from the size and colour rule alone "
                       f"(genspot domain fit MODEL_DIR --data ITS_TRAINING_DATA adds the learned score)", highlight=False, soft_wrap=True)  # fmt: skip
@@ -532,6 +550,23 @@ def predict_cmd(
         console.print(summary, highlight=False, soft_wrap=True)  # stderr: stdout holds only the results
     if n_err or (domain == "strict" and n_out):
         raise typer.Exit(1)
+
+
+@app.command("export")
+def export_cmd(
+    model_dir: Annotated[str, typer.Argument(help=MODEL_HELP)],
+    out_file: Annotated[Path, typer.Option("--out", help="the file to write (e.g. model.onnx; inside the model directory, --runtime onnx finds it)")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    opset: Annotated[int, typer.Option(help="ONNX opset")] = 17,
+) -> None:
+    """Write a model as one ONNX file: uint8 images in; normalisation, test-time flips and temperature folded in."""
+    from genspot.export import FORMATS, export_onnx
+
+    if fmt not in FORMATS:
+        raise GenspotError(f"unknown export format {fmt!r}; choose {', '.join(FORMATS)}")
+    r = export_onnx(model_dir, out_file, opset=opset)
+    console.print(f"wrote {r['out']} ({r['bytes'] / 1e6:.1f} MB, opset {r['opset']}; input uint8 (batch, 3, {r['input'][2]}, "
+                  f"{r['input'][3]}); folded in: normalisation, tta {r['tta']}, temperature {r['temperature']:.4f})", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @app.command("calibrate")
@@ -634,6 +669,8 @@ def serve_cmd(
     timeout_keep_alive: Annotated[float, typer.Option(help="seconds an idle connection stays open between requests")] = 5,
     timeout_headers: Annotated[float, typer.Option(help="seconds a client has to send a request's line and headers")] = 10,
     timeout_body: Annotated[float, typer.Option(help="seconds a client has to send a request's body, once its headers are in")] = 60,
+    runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "torch",
+    onnx_file: Annotated[Optional[Path], typer.Option("--onnx", help=ONNX_HELP)] = None,
 ) -> None:
     """Web page at / and REST API at /v1 (OpenAPI docs at /docs)."""
     import dataclasses
@@ -650,12 +687,13 @@ def serve_cmd(
     if min(timeout_keep_alive, timeout_headers, timeout_body) <= 0:
         raise GenspotError("--timeout-keep-alive, --timeout-headers and --timeout-body must be above 0")
     # A missing or broken model, or a bad --precision, fails here, in one line, not in every worker.
-    Detector.load(model_dir, precision=precision)
+    Detector.load(model_dir, precision=precision, runtime=runtime, onnx_file=onnx_file)
     limits = Limits(max_request_bytes=int(max_request_mb * 2**20), max_file_bytes=int(max_file_mb * 2**20),
                     max_files=max_files, max_pixels=max_pixels)  # fmt: skip
     os.environ["GENSPOT_SERVE_MODEL"] = str(model_dir)
     os.environ["GENSPOT_SERVE_LIMITS"] = json.dumps(limits.__dict__)
     os.environ["GENSPOT_SERVE_PRECISION"] = precision
+    os.environ["GENSPOT_SERVE_RUNTIME"] = json.dumps({"runtime": runtime, "onnx_file": None if onnx_file is None else str(onnx_file)})
     os.environ[ENV] = json.dumps(dataclasses.asdict(Timeouts(timeout_keep_alive, timeout_headers, timeout_body)))
     console.print(f"genspot serve: http://{host}:{port}/  (API docs at /docs, model {model_dir})", highlight=False)
     uvicorn.run("genspot.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",

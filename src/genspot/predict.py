@@ -36,6 +36,7 @@ from genspot.models.tta import predict_logits
 MODES = ("resize", "tiles")
 # Scoring precisions, under the names `genspot train --precision` also accepts for them.
 PRECISIONS = {"fp32": "fp32", "32": "fp32", "bf16": "bf16"}
+RUNTIMES = ("torch", "onnx")
 MAX_TILES = 1024
 
 
@@ -115,10 +116,12 @@ class Detector:
     """A loaded model and everything needed to use it: `Detector.load(dir).predict("img.jpg")`."""
 
     def __init__(self, model: torch.nn.Module, config: dict[str, Any], name: str, device: str = "cpu",
-                 precision: str = "fp32", domain: DomainStats | None = None) -> None:
+                 precision: str = "fp32", domain: DomainStats | None = None, onnx: Any = None) -> None:
         if precision not in PRECISIONS:
             raise GenspotError(f"unknown precision {precision!r}; choose fp32 (or 32) or bf16")
         self.model, self.config, self.name, self.device = model, config, name, device
+        self.onnx = onnx  # an export.OnnxModel: scoring runs there; explanations still need the torch model
+        self.runtime = "torch" if onnx is None else "onnx"
         self.domain = domain  # None: the domain check is the rule alone
         self.precision = PRECISIONS[precision]
         self.size = int(config.get("input_size", 32))
@@ -127,21 +130,40 @@ class Detector:
         self.positive = config.get("class_names", ["REAL", "FAKE"]).index(config.get("positive_class", "FAKE"))
 
     @classmethod
-    def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu", precision: str = "fp32") -> Detector:
+    def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu", precision: str = "fp32",
+             runtime: str = "torch", onnx_file: str | os.PathLike | None = None) -> Detector:
         """Load a model directory (model.safetensors + config.json); no argument: the shipped default,
         "pristine": the shipped ensemble for untouched images (most accurate there, fragile to
         resampling; see its model card). precision "bf16" scores under bfloat16 autocast:
         faster on CPUs with bf16 support, with scores that differ slightly from the fp32 ones the
-        model card's metrics and calibration were measured with."""
+        model card's metrics and calibration were measured with.
+
+        runtime "onnx" scores through ONNX Runtime (fp32, CPU; the onnx extra): `onnx_file` if
+        given, else the directory's model.onnx, else an export made once into the cache. The file
+        is checked against the directory's weights before anything is scored."""
+        if runtime not in RUNTIMES:
+            raise GenspotError(f"unknown runtime {runtime!r}; choose {' or '.join(RUNTIMES)}")
+        if onnx_file is not None and runtime != "onnx":
+            raise GenspotError("an ONNX file is only used with runtime onnx (--runtime onnx)")
         key = DEFAULT if model is None else str(model)
         m, cfg = load_model_dir(key, device=device)
         name = cfg.get("name") or (key if key in SHIPPED else Path(key).name) or cfg["model"]
-        return cls(m, cfg, name, device, precision, DomainStats.load(resolve_model_dir(key), cfg))
+        session = None
+        if runtime == "onnx":
+            if PRECISIONS.get(precision) != "fp32" or device != "cpu":
+                raise GenspotError("ONNX Runtime scores in fp32 on the CPU here: drop --precision bf16 / --device, or use --runtime torch")
+            from genspot.export import OnnxModel
+
+            session = OnnxModel.open(key, cfg, onnx_file)
+        return cls(m, cfg, name, device, precision, DomainStats.load(resolve_model_dir(key), cfg), session)
 
     # -- scoring -------------------------------------------------------------------------
     @torch.inference_mode()
     def _forward(self, x_u8: torch.Tensor, features: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 (B, 3, S, S) -> (TTA logits, and the penultimate features when asked): one pass."""
+        if self.onnx is not None:  # the graph folds normalisation and TTA in, and always returns the features
+            logits, feats = self.onnx.run(x_u8.numpy())
+            return torch.from_numpy(logits), torch.from_numpy(feats) if features else None
         x = normalize(x_u8.to(self.device), self.config["mean"], self.config["std"])
         if self.config.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)

@@ -86,7 +86,8 @@ class TrainConfig:
     ema: float = 0.0  # decay of a moving average of the weights that validation and export use; 0 = off
     sam: float = 0.0  # sharpness-aware minimisation: radius rho of the weight perturbation; 0 = off
     compile: bool = False  # torch.compile the model (pays on CUDA for long runs)
-    profile: bool = False  # print where the time goes (Lightning's simple profiler)
+    profile: bool = False  # time each epoch's parts into metrics.jsonl (StepProfile) and print them
+    recipe: str | None = None  # the named recipe (recipes.py) the options started from; recorded only
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -190,6 +191,10 @@ class Classifier(L.LightningModule):
         # SAM takes two forward-backward passes per step, which Lightning's automatic loop cannot express.
         self.automatic_optimization = cfg.sam <= 0
         self._sam_parts: tuple[list, list] | None = None  # (trainable parameters, BatchNorm layers)
+        # --profile: seconds per part of this epoch's steps (CPU wall clock; on CUDA the parts are
+        # not synchronised, so only their sum means much there)
+        self.times: dict[str, float] = dict.fromkeys(("forward", "backward", "optimizer"), 0.0)
+        self._t_backward = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -199,12 +204,28 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch, _idx):
         x, y = batch
+        t0 = time.perf_counter()
         if self.cfg.sam > 0:
-            loss = self._sam_step(x, y)
+            loss = self._sam_step(x, y)  # both passes and the step: counted as forward under --profile
         else:
             loss = self._loss(x, y)
+        self.times["forward"] += time.perf_counter() - t0
         self._train_loss.append(loss.detach())
         return loss
+
+    def on_before_backward(self, loss: torch.Tensor) -> None:
+        self._t_backward = time.perf_counter()
+
+    def on_after_backward(self) -> None:
+        self.times["backward"] += time.perf_counter() - self._t_backward
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        # Lightning runs the closure (forward and backward) inside the optimizer's step: the
+        # optimizer's own share is the step's time less theirs.
+        inside = self.times["forward"] + self.times["backward"]
+        t0 = time.perf_counter()
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.times["optimizer"] += time.perf_counter() - t0 - (self.times["forward"] + self.times["backward"] - inside)
 
     def _sam_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One step of sharpness-aware minimisation (Foret et al. 2021): the gradient is taken at
@@ -251,6 +272,9 @@ class Classifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._train_loss.clear()
+        self.times = dict.fromkeys(self.times, 0.0)
+        if self.shards:
+            self.shards[0].seconds = 0.0
 
     def validation_step(self, batch, _idx):
         x, y = batch
@@ -313,8 +337,8 @@ class Classifier(L.LightningModule):
 class EpochLog(Callback):
     """Appends one JSON line per finished epoch to metrics.jsonl (rank 0 only)."""
 
-    def __init__(self, path: Path, n_train: int) -> None:
-        self.path, self.n_train = path, n_train
+    def __init__(self, path: Path, n_train: int, profile: bool = False) -> None:
+        self.path, self.n_train, self.profile = path, n_train, profile
         self._t0 = self._t_val = 0.0
         self._checked = False
 
@@ -348,7 +372,13 @@ class EpochLog(Callback):
             "epoch_seconds": round(now - self._t0, 3),
             "train_seconds": round(train_s, 3),
             "images_per_second": round(self.n_train / train_s, 1) if train_s > 0 else None,
+            "finished_at": round(time.time(), 3),  # unix time: minutes-to-accuracy counts from the command's start
         }
+        if self.profile:
+            parts = {"batches": pl_module.shards[0].seconds if pl_module.shards else 0.0, **pl_module.times}
+            parts["other"] = train_s - sum(parts.values())  # Lightning's loop, logging, zero_grad, the LR schedule
+            parts["validation"] = now - self._t0 - train_s
+            row["profile"] = {k: round(v, 3) for k, v in parts.items()}
         if trainer.is_global_zero:
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -513,7 +543,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     ema = EMA(cfg.ema) if cfg.ema > 0 else None
     callbacks: list[Callback] = [
         *([ema] if ema else []),
-        EpochLog(out / "metrics.jsonl", len(train_b) * cfg.batch_size if train_b.drop_last else len(splits.train)),
+        EpochLog(out / "metrics.jsonl", len(train_b) * cfg.batch_size if train_b.drop_last else len(splits.train), cfg.profile),
         ExportBest(out, config, ema),
         LastCheckpoint(ckpt),
     ]
@@ -532,7 +562,6 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
         strategy=strategy,
-        profiler="simple" if cfg.profile else None,
         precision=PRECISIONS[cfg.precision],
         max_epochs=cfg.epochs,
         logger=False,
@@ -560,6 +589,8 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     trainer.fit(module, train_dataloaders=train_b, val_dataloaders=val_b, ckpt_path=str(ckpt) if resume else None,
                 weights_only=True)  # fmt: skip
     rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if ln]
+    if cfg.profile and cfg.progress and trainer.is_global_zero:
+        print_profile(rows)
     best = max(rows, key=lambda r: (r["val_accuracy"] or 0.0)) if rows else None
     return {
         "model": cfg.model,
@@ -575,6 +606,29 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "global_rank": trainer.global_rank,
         "world_size": trainer.world_size,
     }
+
+
+PROFILE_PARTS = ("batches", "forward", "backward", "optimizer", "other", "validation")
+
+
+def print_profile(rows: list[dict[str, Any]]) -> None:
+    """The --profile table: seconds per part of each epoch, and each part's share of the whole run."""
+    from rich.table import Table
+
+    rows = [r for r in rows if "profile" in r]
+    if not rows:
+        return
+    t = Table(title="where the time went (seconds per epoch; batches = gather, augment and normalise; val = validation)")
+    t.add_column("epoch", justify="right")
+    for p in PROFILE_PARTS:
+        t.add_column("val" if p == "validation" else p, justify="right")
+    t.add_column("img/s", justify="right")
+    for r in rows:
+        t.add_row(str(r["epoch"]), *(f"{r['profile'][p]:.1f}" for p in PROFILE_PARTS), f"{r['images_per_second'] or 0:,.0f}")
+    total = {p: sum(r["profile"][p] for r in rows) for p in PROFILE_PARTS}
+    whole = sum(total.values()) or 1.0
+    t.add_row("share", *(f"{100 * total[p] / whole:.0f}%" for p in PROFILE_PARTS), "")
+    console.print(t)
 
 
 def load_run_config(out: str | os.PathLike) -> TrainConfig:

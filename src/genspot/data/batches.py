@@ -11,6 +11,7 @@ the eight symmetries of the square (flips, transposes, 90-degree turns), which a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -92,6 +93,7 @@ class Batches:
         self.mean, self.std = tuple(mean), tuple(std)
         self.seed, self.drop_last, self.channels_last = seed, drop_last, channels_last
         self.epoch = 0
+        self.seconds = 0.0  # time spent making batches (gather, augment, normalise), summed: what --profile reports
         # DDP: rank r of w takes every w-th item of the (shared, seeded) order; training shards
         # are cut to equal length so every rank runs the same number of steps.
         self.rank, self.world = 0, 1
@@ -122,6 +124,7 @@ class Batches:
             # augmentation draws differ per rank (else every rank would flip the same positions)
             g.manual_seed(self.seed * 1_000_003 + self.epoch + 7_919 * self.rank)
         for k in range(len(self)):
+            t0 = time.perf_counter()
             idx = order[k * self.batch_size : (k + 1) * self.batch_size]
             idx = idx.to(self.images.device)
             x_u8 = self.images.index_select(0, idx)
@@ -136,4 +139,6 @@ class Batches:
                 x = flip_translate(x, g, flip=True, pad=4 if self.augment == "flip-crop" else 0)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels.index_select(0, idx)
+            y = self.labels.index_select(0, idx)
+            self.seconds += time.perf_counter() - t0
+            yield x, y

@@ -22,7 +22,9 @@ def _views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
     if mode == "flip":
         return [x, x.flip(3)]
     if mode == "d4":  # the eight symmetries of the square: four turns, each mirrored
-        turns = [torch.rot90(x, k, (2, 3)) for k in range(4)]
+        # torch.rot90(x, k, (2, 3)) for k = 0..3, spelled as the flips and transposes torch computes it
+        # with, so that the ONNX exporter (which has no rot90) can write the same views
+        turns = [x, x.flip(3).transpose(2, 3), x.flip(2).flip(3), x.transpose(2, 3).flip(3)]
         return turns + [t.flip(3) for t in turns]
     return [x]
 

@@ -90,9 +90,9 @@ def _upscale(a: np.ndarray, scale: int | None = None) -> Image.Image:
 
 
 def create_app(model: str | os.PathLike | None = "default", limits: Limits | None = None,
-               precision: str = "fp32") -> FastAPI:
+               precision: str = "fp32", runtime: str = "torch", onnx_file: str | os.PathLike | None = None) -> FastAPI:
     limits = limits or Limits()
-    det = Detector.load(model, precision=precision)
+    det = Detector.load(model, precision=precision, runtime=runtime, onnx_file=onnx_file)
     model_dir = resolve_model_dir(model)
     lock = threading.Lock()
     # docs_url/redoc_url off: FastAPI's own pages load Swagger UI and ReDoc from a CDN; ours
@@ -140,7 +140,7 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
-        return {"status": "ok", "model": det.name, "version": __version__}
+        return {"status": "ok", "model": det.name, "version": __version__, "runtime": det.runtime}
 
     @app.get("/v1/models")
     def models() -> list[dict[str, Any]]:
@@ -254,4 +254,5 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` with several workers: each worker process loads the model."""
     limits = json.loads(os.environ.get("GENSPOT_SERVE_LIMITS", "{}"))
     return create_app(os.environ.get("GENSPOT_SERVE_MODEL", "default"), Limits(**limits),
-                      os.environ.get("GENSPOT_SERVE_PRECISION", "fp32"))
+                      os.environ.get("GENSPOT_SERVE_PRECISION", "fp32"),
+                      **json.loads(os.environ.get("GENSPOT_SERVE_RUNTIME", "{}")))
