@@ -122,7 +122,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "cifake-train.zip")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-time-to-accuracy")
     ap.add_argument("--keep", action="store_true", help="keep the run directories and caches (in --out/work)")
+    ap.add_argument("--render", action="store_true", help="only write the Markdown again from --out's JSON")
     args, extra = ap.parse_known_args()  # anything else goes to genspot train (e.g. --epochs 2 for a dry run)
+    if args.render:
+        render(args.out)
+        return
     plan = []
     for spec in args.runs:
         parts = spec.split(":")
@@ -146,17 +150,23 @@ def main() -> None:
                 print(json.dumps(r), flush=True)
     command = "python benchmarks/bench_time_to_accuracy.py " + " ".join(sys.argv[1:])
     (args.out / "time_to_accuracy.json").write_text(json.dumps({"command": command, "machine": machine, "runs": results}, indent=2) + "\n")
-    md = markdown(results, command, machine)
-    for recipe in dict.fromkeys(recipes):
+    render(args.out)
+
+
+def render(out: Path) -> None:
+    """time_to_accuracy.md (and stdout) from the run's time_to_accuracy.json."""
+    saved = json.loads((out / "time_to_accuracy.json").read_text())
+    results = saved["runs"]
+    md = markdown(results, saved["command"], saved["machine"])
+    for recipe in dict.fromkeys(r["recipe"] for r in results):
         rs = [r for r in results if r["recipe"] == recipe]
         if len(rs) > 1:
-            med = {k: [r["minutes_to"][k] for r in rs] for k in rs[0]["minutes_to"]}
-            md += (f"\n{recipe}, median over {len(rs)} seeds: minutes to 97% "
-                   f"{statistics.median(v) if all(v is not None for v in med['0.97']) else 'not reached by every seed'}, final accuracy "
-                   f"{100 * statistics.median(r['final_accuracy'] or 0 for r in rs):.2f}%\n")  # fmt: skip
-    (args.out / "time_to_accuracy.md").write_text(md)
+            to97 = [r["minutes_to"]["0.97"] for r in rs]
+            med = f"{statistics.median(to97):.1f}" if all(m is not None for m in to97) else "not reached by every seed"
+            acc = statistics.median(r["final_accuracy"] or 0 for r in rs)
+            md += f"\n{recipe}, median over {len(rs)} seeds: minutes to 97% {med}, final accuracy {100 * acc:.2f}%\n"
+    (out / "time_to_accuracy.md").write_text(md)
     print(md)
-
 
 if __name__ == "__main__":
     main()

@@ -137,6 +137,8 @@ def test_no_file_numbers_the_projects_work_periods():
             continue
         for i, line in enumerate(text.splitlines(), 1):
             cleaned = line.replace(f'scope="{word}"', "").replace(f"scope='{word}'", "")
+            for api in ("Inference" + word.title(), word.title() + "Options", f"add_{word}_config_entry", f'"{word}.intra_op'):
+                cleaned = cleaned.replace(api, "")  # ONNX Runtime's own names for its objects
             if re.search(word, cleaned, re.I):
                 hits.append(f"{rel}:{i}: {line.strip()[:100]}")
     assert not hits, hits

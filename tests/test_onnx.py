@@ -112,7 +112,7 @@ def test_predict_and_serve_with_runtime_onnx_agree_with_torch(tmp_path, make_mod
     got = client.post("/v1/predict", files=[("files", ("0.jpg", data, "image/jpeg"))]).json()
     p = got["results"][0]["p_fake"]
     assert abs(p - rows["torch"][str(imgs / "0.jpg")]["p_fake"]) < 1e-4
-    # explanations still work: the maps come from the torch model beside the session
+    # explanations still work: the maps come from the torch model beside ONNX Runtime
     e = Detector.load(d, runtime="onnx", onnx_file=tmp_path / "m.onnx").explain(imgs / "0.jpg")
     assert e["map"].shape == (32, 32)
 

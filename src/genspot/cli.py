@@ -233,7 +233,7 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="print one J
 
 @app.command("train")
 def train_cmd(
-    ctx: typer.Context,
+    ctx: typer.Context,  # which options the command line named (a --recipe fills in the others); None from Python
     model: Annotated[Optional[str], typer.Argument(help="model name (see `genspot models`); omit with --resume or --recipe")] = None,
     data: Annotated[Optional[Path], typer.Option(help="zip archive or folder")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="run directory (model + metrics)")] = Path("runs/train"),
@@ -740,7 +740,7 @@ def quickstart(
             f"a check that training works here, not a good detector")  # fmt: skip
     run_dir.mkdir(parents=True)
     (run_dir / QUICKSTART_MARK).write_text("made by genspot quickstart; a later quickstart may replace this folder\n")
-    train_cmd("cifake_cnn", data=data, out_dir=run_dir, epochs=epochs, limit=limit,
+    train_cmd(None, "cifake_cnn", data=data, out_dir=run_dir, epochs=epochs, limit=limit,
               lr=None, model_arg=None, pretrained=None, split=None, early_stopping=0, workers=None,
               batch_size=64, optimizer="sgd", schedule="onecycle", weight_decay=5e-4, label_smoothing=0.0,
               augment="flip-crop", seed=0, split_seed=None, protocol="full", val_fraction=0.1, device="auto", precision="32",

@@ -148,14 +148,14 @@ class Detector:
         key = DEFAULT if model is None else str(model)
         m, cfg = load_model_dir(key, device=device)
         name = cfg.get("name") or (key if key in SHIPPED else Path(key).name) or cfg["model"]
-        session = None
+        runner = None
         if runtime == "onnx":
             if PRECISIONS.get(precision) != "fp32" or device != "cpu":
                 raise GenspotError("ONNX Runtime scores in fp32 on the CPU here: drop --precision bf16 / --device, or use --runtime torch")
             from genspot.export import OnnxModel
 
-            session = OnnxModel.open(key, cfg, onnx_file)
-        return cls(m, cfg, name, device, precision, DomainStats.load(resolve_model_dir(key), cfg), session)
+            runner = OnnxModel.open(key, cfg, onnx_file)
+        return cls(m, cfg, name, device, precision, DomainStats.load(resolve_model_dir(key), cfg), runner)
 
     # -- scoring -------------------------------------------------------------------------
     @torch.inference_mode()
