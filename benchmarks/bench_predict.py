@@ -3,6 +3,7 @@
     python benchmarks/bench_predict.py [--model default] [--data ../shared/data/cifake-train.zip] [--limit 20000]
                                        [--workers 0 1 2]
     python benchmarks/bench_predict.py --runtime torch onnx [--limit 5000]
+    python benchmarks/bench_predict.py --large runs/faces/npr-256      # a 4000x3000 JPEG: latency, peak RSS
 
 In one run, over the same images of the zip:
   (a) decode alone: read + decode + resize to 32x32 (`Detector.predict_paths`' own decoding);
@@ -43,7 +44,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="decode processes to try for (c)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="scoring precision (Detector.load)")
     ap.add_argument("--runtime", nargs="+", default=["torch"], choices=["torch", "onnx"], help="two: compare them")
+    ap.add_argument("--large", default=None, help="model directory: time a 4000x3000 JPEG with it, and the command's peak RSS")
     args = ap.parse_args()
+    if args.large:
+        large_image(args.large)
+        return
     from genspot.data.decode import image_from_bytes, to_array
     from genspot.predict import Detector
 
@@ -135,6 +140,39 @@ def compare_runtimes(args: argparse.Namespace) -> None:
         b = statistics.median(batch["onnx"]) / statistics.median(batch["torch"])
         s = statistics.median(single["torch"]) / statistics.median(single["onnx"])
         print(f"onnx / torch: batch throughput {b:.2f}x (target >= 1.0), single-image latency {s:.2f}x faster (target >= 1.5)")
+
+
+def large_image(model: str) -> None:
+    """p50 latency of Detector.predict on a 4000x3000 JPEG (12 MP), and the peak RSS of one
+    `genspot predict` of it in a fresh process (torch and the model included)."""
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+
+    from genspot.predict import Detector
+
+    det = Detector.load(model)
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((4000, 3000), Image.Resampling.BICUBIC)  # photo-like: smooth, not noise
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    det.predict(data)
+    lat = []
+    for _ in range(10):
+        t = time.perf_counter()
+        det.predict(data)
+        lat.append(time.perf_counter() - t)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "large.jpg"
+        path.write_bytes(data)
+        subprocess.run([sys.executable, "-m", "genspot.cli", "predict", str(path), "--model", model, "--format", "json"],
+                       check=True, capture_output=True)  # fmt: skip
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
+    print(f"model {det.name} ({det.config['model']}, {det.size}px, {det.policy}); 4000x3000 JPEG, {len(data) / 1e6:.1f} MB")
+    print(f"Detector.predict p50 {1000 * statistics.median(lat):.0f} ms (10 runs); genspot predict peak RSS {peak_mb:,.0f} MB (target < 2,048)")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_models import step_rate  # noqa: E402  (the raw step: forward + backward + SGD step)
 
 
-def loop_throughput(name: str, data: Path, out: Path, batch: int, precision: str, augment: str = "flip-crop") -> float:
+def loop_throughput(name: str, data: Path, out: Path, batch: int, precision: str, augment: str = "flip-crop", size: int = 32) -> float:
     from genspot.train import TrainConfig, fit
 
     fit(TrainConfig(model=name, data=str(data), out=str(out), epochs=3, batch_size=batch, precision=precision,
-                    augment=augment, val_fraction=0.05, progress=False, device="cpu"))  # fmt: skip
+                    augment=augment, val_fraction=0.05, progress=False, device="cpu", image_size=size))  # fmt: skip
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     return statistics.median(r["images_per_second"] for r in rows[1:])
 
@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--augment", default="flip-crop")
     ap.add_argument("--recipe", default=None, help="take model, precision, batch size and augmentation from this recipe")
     ap.add_argument("--n", type=int, default=20000, help="toy training images (generated)")
+    ap.add_argument("--image-size", type=int, default=32, help="input size S; above 32 the toy images are made at 1.25 S and cropped")
     args = ap.parse_args()
     if args.recipe:
         from genspot.recipes import recipe
@@ -52,14 +53,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as d:
         os.environ["GENSPOT_CACHE_DIR"] = str(Path(d) / "cache")
-        data = make_toy_archive(Path(d) / "toy.zip", args.n // 2, seed=0)
+        data = make_toy_archive(Path(d) / "toy.zip", args.n // 2, seed=0, size=args.image_size + args.image_size // 4 if args.image_size > 32 else 32)
         print(f"cores: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  precision: {args.precision}  batch: {args.batch_size}"
               f"  augment: {args.augment}")  # fmt: skip
         for name in args.models.split(","):
             # The machine is noisy: raw runs before and after the loop, medians of each.
-            raws = [step_rate(name, args.batch_size, args.precision, 6.0)]
-            loop = loop_throughput(name, data, Path(d) / name, args.batch_size, args.precision, args.augment)
-            raws += [step_rate(name, args.batch_size, args.precision, 6.0) for _ in range(2)]
+            raws = [step_rate(name, args.batch_size, args.precision, 6.0, size=args.image_size)]
+            loop = loop_throughput(name, data, Path(d) / name, args.batch_size, args.precision, args.augment, args.image_size)
+            raws += [step_rate(name, args.batch_size, args.precision, 6.0, size=args.image_size) for _ in range(2)]
             raw = statistics.median(raws)
             print(f"{name:16s} raw step {raw:8,.0f} img/s   genspot loop {loop:8,.0f} img/s   loop/raw {loop / raw:.2f}")
 

@@ -38,6 +38,7 @@ from genspot.data import LABELS, Splits, load_dataset, make_splits
 from genspot.data.batches import AUGMENTS, Batches
 from genspot.errors import GenspotError
 from genspot.models import IMAGENET_MEAN, IMAGENET_STD, count_parameters, create_model
+from genspot.models.registry import sized_kwargs
 from genspot.models.io import save_model_dir
 from genspot.models.tta import TTA_MODES
 from genspot.progress import console
@@ -465,6 +466,13 @@ def input_policy(cfg: TrainConfig) -> str:
     return cfg.input_policy or ("resize" if cfg.image_size == 32 else "crop")
 
 
+def crop_margin(cfg: TrainConfig) -> int:
+    """Pixels stored beyond the crop on each side for training's random crops: S/8 under the crop
+    policy (a 1.25 S square, centred, so its centre S square is what evaluation and prediction see),
+    none under resize (the CIFAKE way, unchanged)."""
+    return cfg.image_size // 8 if input_policy(cfg) == "crop" else 0
+
+
 def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str) -> dict[str, Any]:
     """The config.json that travels with the weights."""
     return {
@@ -514,11 +522,18 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     if not 16 <= cfg.image_size <= 512:
         raise GenspotError(f"--image-size must be between 16 and 512, got {cfg.image_size}")
-    ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress, policy=input_policy(cfg))
+    policy = input_policy(cfg)
+    margin = crop_margin(cfg)
+    if margin and cfg.teacher:
+        raise GenspotError("--teacher is not supported with the crop input policy yet (the teacher would see the stored margin)")
+    ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress, policy=policy, margin=margin)
     splits = make_splits(
         ds, cfg.protocol, seed=cfg.data_seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split,
         sources=cfg.train_sources,
     )
+    # Models built for one input size (cifake_cnn, vit_p2) get it as img_size, and config.json records
+    # it in model_kwargs, so that every consumer builds the same network again.
+    cfg.model_kwargs = sized_kwargs(cfg.model, cfg.image_size, cfg.model_kwargs)
     model = create_model(cfg.model, num_classes=len(LABELS), pretrained=cfg.pretrained, **cfg.model_kwargs)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -532,7 +547,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         # The whole uint8 set goes to the GPU once (100k CIFAKE images: 300 MB); batches are
         # gathered, normalised and augmented there, with no per-step host-to-device copies.
         ds.images, ds.labels, train_targets = ds.images.to("cuda"), ds.labels.to("cuda"), train_targets.to("cuda")
-    common = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last=cfg.channels_last)
+    common = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last=cfg.channels_last, crop=cfg.image_size)
     train_b = Batches(
         ds.images, train_targets, splits.train, batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment,
         seed=cfg.seed, drop_last=len(splits.train) > cfg.batch_size, **common,

@@ -84,6 +84,7 @@ class Batches:
         seed: int = 0,
         drop_last: bool = False,
         channels_last: bool = False,
+        crop: int = 0,
     ) -> None:
         if augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {AUGMENTS}")
@@ -92,6 +93,9 @@ class Batches:
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.mean, self.std = tuple(mean), tuple(std)
         self.seed, self.drop_last, self.channels_last = seed, drop_last, channels_last
+        # Images stored larger than the model's input (a crop margin, data/decode.stored_crop) are
+        # cut to crop x crop: at a random place per image when shuffling (training), else the centre.
+        self.crop = crop if crop and crop < images.shape[-1] else 0
         self.epoch = 0
         self.seconds = 0.0  # time spent making batches (gather, augment, normalise), summed: what --profile reports
         # DDP: rank r of w takes every w-th item of the (shared, seeded) order; training shards
@@ -116,6 +120,17 @@ class Batches:
         n = self._n()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    def _crop(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b, c, m, _ = x.shape
+        s, room = self.crop, x.shape[-1] - self.crop
+        if not self.shuffle:
+            return x[..., room // 2 : room // 2 + s, room // 2 : room // 2 + s]
+        dy, dx = (torch.randint(0, room + 1, (b,), generator=g) for _ in range(2))
+        ar = torch.arange(s)
+        rows = (dy.view(b, 1) + ar).view(b, 1, s, 1).to(x.device).expand(b, c, s, m)
+        cols = (dx.view(b, 1) + ar).view(b, 1, 1, s).to(x.device).expand(b, c, s, s)
+        return torch.gather(torch.gather(x, 2, rows), 3, cols)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = self.indices[torch.randperm(len(self.indices), generator=g)] if self.shuffle else self.indices
@@ -128,6 +143,8 @@ class Batches:
             idx = order[k * self.batch_size : (k + 1) * self.batch_size]
             idx = idx.to(self.images.device)
             x_u8 = self.images.index_select(0, idx)
+            if self.crop:
+                x_u8 = self._crop(x_u8, g)
             if self.augment == "robust":  # PIL's JPEG codec: on the CPU, whatever the device
                 from genspot.data.perturb import robust_augment
 

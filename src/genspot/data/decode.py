@@ -111,6 +111,18 @@ def crop_array(img: Image.Image, size: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
 
 
+def stored_crop(img: Image.Image, size: int, margin: int) -> np.ndarray:
+    """uint8 (3, size + 2 margin, size + 2 margin) around the centre, for random size x size training
+    crops at native resolution; its centre size x size square is exactly crop_array(img, size).
+
+    An image too small for the margin keeps its centre crop and gets the margin by mirroring its
+    edge pixels (nothing is resampled for the margin's sake)."""
+    full = size + 2 * margin
+    if min(img.size) >= full:
+        return crop_array(img, full)
+    return np.ascontiguousarray(np.pad(crop_array(img, size), ((0, 0), (margin, margin), (margin, margin)), mode="reflect"))
+
+
 def input_array(img: Image.Image, size: int, policy: str = "resize") -> np.ndarray:
     """What a model with this input policy sees of an RGB image: `resize` (the whole image, with
     antialiasing, as CIFAKE was made) or `crop` (the centre size x size square at native
@@ -122,12 +134,14 @@ def input_array(img: Image.Image, size: int, policy: str = "resize") -> np.ndarr
     return to_array(img, size)
 
 
-def decode_bytes(data: bytes, size: int, policy: str = "resize") -> tuple[np.ndarray, tuple[int, int]]:
-    """Raw file bytes -> (uint8 (3, size, size), original (width, height))."""
+def decode_bytes(data: bytes, size: int, policy: str = "resize", margin: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
+    """Raw file bytes -> (uint8 (3, size, size), or with a crop margin (3, size + 2 margin, ...), original (width, height))."""
     img = open_image(data)
     orig = img.size
     if policy == "resize" and img.format == "JPEG" and min(orig) >= 4 * size:
         img.draft("RGB", (size, size))  # libjpeg scales by 1/2..1/8 while decoding: big photos stay cheap
+    if margin:
+        return stored_crop(to_rgb(img), size, margin), orig
     return input_array(to_rgb(img), size, policy), orig
 
 
@@ -152,6 +166,7 @@ class DecodedSet:
     decode_seconds: float = 0.0
     from_cache: bool = False
     extra: dict = field(default_factory=dict)
+    margin: int = 0  # images are stored (image_size + 2 margin) square around the centre: room for random crops
 
     def __post_init__(self) -> None:
         # Where each image came from (a generator's folder, or real / fake): derived from the
@@ -185,7 +200,7 @@ def _init_worker(spec: tuple[str, str]) -> None:
 
 def _decode_chunk(args: tuple) -> tuple[int, list]:
     """Worker: decode names[start:stop] straight into the shared memmap; return per-image info."""
-    names, start, out_path, size, policy = args
+    names, start, out_path, size, policy, margin = args
     src = _worker_source
     assert src is not None
     out = np.load(out_path, mmap_mode="r+")
@@ -198,7 +213,7 @@ def _decode_chunk(args: tuple) -> tuple[int, list]:
             continue
         h = content_hash(data)
         try:
-            arr, wh = decode_bytes(data, size, policy)
+            arr, wh = decode_bytes(data, size, policy, margin)
         except Exception as e:  # noqa: BLE001
             info.append((h, None, f"{type(e).__name__}: {e}".strip()))
             continue
@@ -213,8 +228,9 @@ def _mp_context() -> mp.context.BaseContext:
     return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
-def _cache_dir(fingerprint: str, size: int, policy: str = "resize") -> Path:
+def _cache_dir(fingerprint: str, size: int, policy: str = "resize", margin: int = 0) -> Path:
     extra = "" if policy == "resize" else f"|{policy}"  # resize keeps the keys caches already have
+    extra += f"|margin={margin}" if margin else ''
     key = hashlib.sha256(f"v{CACHE_VERSION}|{fingerprint}|size={size}|rgb{extra}".encode()).hexdigest()[:20]
     return cache_root() / "decoded" / key
 
@@ -227,16 +243,24 @@ def load_dataset(
     cache: bool = True,
     progress: bool = True,
     policy: str = "resize",
+    margin: int = 0,
 ) -> DecodedSet:
     """Read every labelled image of a zip archive or folder, decoding once and caching the result.
 
-    Each image becomes uint8 (3, size, size) by the input policy: `resize` or `crop` (input_array)."""
+    Each image becomes uint8 (3, size, size) by the input policy: `resize` or `crop` (input_array).
+    With the crop policy, `margin` > 0 stores (3, size + 2 margin, ...) around the centre instead
+    (stored_crop), so that training can take random size x size crops at native resolution.
+
+    The cache is written by the decoding processes straight into its on-disk array and read back
+    as a memory map: memory stays bounded whatever the archive's size."""
     if policy not in POLICIES:
         raise GenspotError(f"unknown input policy {policy!r}; choose {' or '.join(POLICIES)}")
+    if margin and policy != "crop":
+        raise GenspotError("a crop margin needs the crop input policy")
     src = open_source(path)
     try:
         fp = src.fingerprint()
-        cdir = _cache_dir(fp, size, policy)
+        cdir = _cache_dir(fp, size, policy, margin)
         if cache and (cdir / "index.json").exists():
             ds = _read_cache(cdir)
             ds.source = str(src.path)
@@ -248,9 +272,7 @@ def load_dataset(
                 ds = _read_cache(cdir)
                 ds.source = str(src.path)
                 return ds
-            ds = _decode_all(src, fp, size, workers, progress, policy)
-            if cache:
-                _write_cache(ds, cdir)
+            ds = _decode_all(src, fp, size, workers, progress, policy, margin, cdir if cache else None)
     finally:
         src.close()
     for name, reason in ds.skipped:
@@ -274,23 +296,34 @@ def _cache_lock(cdir: Path | None):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _decode_all(src: Source, fp: str, size: int, workers: int | None, progress: bool, policy: str = "resize") -> DecodedSet:
+def _decode_all(src: Source, fp: str, size: int, workers: int | None, progress: bool, policy: str = "resize",
+                margin: int = 0, cdir: Path | None = None) -> DecodedSet:  # fmt: skip
+    """Decode every record in parallel into an on-disk array. With `cdir` (caching on) the array is
+    the cache's own file, compacted on disk if some images failed, and the set is returned as a
+    memory map of it; without, the images are returned in memory."""
     t0 = time.perf_counter()
     records = src.records()
     if not records:
         raise GenspotError(f"{src.path}: found no images in a layout genspot reads ({LAYOUTS})")
     n = len(records)
+    stored = size + 2 * margin
     workers = max(1, min(workers or os.cpu_count() or 1, 64, max(1, n // 512)))
-    tmp = cache_root() / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    out_path = tmp / f"decode-{os.getpid()}-{time.time_ns()}.npy"
-    arr = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.uint8, shape=(n, 3, size, size))
+    if cdir is not None:
+        folder = cdir.with_name(cdir.name + f".tmp{os.getpid()}")
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        out_path = folder / "decoding.npy"
+    else:
+        folder = cache_root() / "tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        out_path = folder / f"decode-{os.getpid()}-{time.time_ns()}.npy"
+    arr = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.uint8, shape=(n, 3, stored, stored))
     del arr
     try:
         chunk = max(256, min(4096, n // (workers * 8) + 1))
         spec = spec_of(src)
         names = [r.path for r in records]
-        jobs = [(names[i : i + chunk], i, str(out_path), size, policy) for i in range(0, n, chunk)]
+        jobs = [(names[i : i + chunk], i, str(out_path), size, policy, margin) for i in range(0, n, chunk)]
         info: list = [None] * n
         with progress_bar("decoding", total=n, unit="img", enabled=progress) as bar:
             if workers == 1:
@@ -307,13 +340,22 @@ def _decode_all(src: Source, fp: str, size: int, workers: int | None, progress: 
             finally:
                 if pool is not None:
                     pool.terminate()
-        images = np.load(out_path, mmap_mode="r")
         ok = np.array([i[2] is None for i in info], dtype=bool)
-        images = torch.from_numpy(np.ascontiguousarray(images[ok]) if not ok.all() else np.array(images))
+        if cdir is None:
+            decoded = np.load(out_path, mmap_mode="r")
+            images = torch.from_numpy(np.ascontiguousarray(decoded[ok]) if not ok.all() else np.array(decoded))
+            del decoded
+        else:
+            images = torch.from_numpy(_compact(out_path, folder / "images.npy", ok))
+    except BaseException:
+        if cdir is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     finally:
-        out_path.unlink(missing_ok=True)
+        if cdir is None:
+            out_path.unlink(missing_ok=True)
     keep = [r for r, good in zip(records, ok) if good]
-    return DecodedSet(
+    ds = DecodedSet(
         images=images,
         labels=torch.tensor([r.label for r in keep], dtype=torch.int64),
         paths=[r.path for r in keep],
@@ -325,19 +367,48 @@ def _decode_all(src: Source, fp: str, size: int, workers: int | None, progress: 
         source=str(src.path),
         image_size=size,
         decode_seconds=time.perf_counter() - t0,
+        margin=margin,
     )
+    if cdir is not None:
+        _write_index(ds, folder, margin)
+        try:
+            os.replace(folder, cdir)  # the open memory map follows its file into the final folder
+        except OSError:  # another process finished the same cache first: use that one
+            shutil.rmtree(folder, ignore_errors=True)
+            ds = _read_cache(cdir)
+            ds.decode_seconds, ds.from_cache = time.perf_counter() - t0, False
+    return ds
 
 
-def _write_cache(ds: DecodedSet, cdir: Path) -> None:
-    tmp = cdir.with_name(cdir.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / "images.npy", ds.images.numpy())
+def _compact(src_path: Path, dst_path: Path, ok: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """The rows of the .npy at src_path where ok holds, as the .npy at dst_path (copied in slices of
+    `rows`: memory stays bounded), returned as a copy-on-write memory map."""
+    if ok.all():
+        os.replace(src_path, dst_path)
+    else:
+        decoded = np.load(src_path, mmap_mode="r")
+        keep = np.flatnonzero(ok)
+        if len(keep) == 0:  # nothing decoded: an empty array (an empty file cannot be memory-mapped)
+            np.save(dst_path, np.zeros((0, *decoded.shape[1:]), dtype=np.uint8))
+            del decoded
+            src_path.unlink()
+            return np.load(dst_path)
+        out = np.lib.format.open_memmap(dst_path, mode="w+", dtype=np.uint8, shape=(len(keep), *decoded.shape[1:]))
+        for i in range(0, len(keep), rows):
+            out[i : i + rows] = decoded[keep[i : i + rows]]
+        out.flush()
+        del out, decoded
+        src_path.unlink()
+    return np.load(dst_path, mmap_mode="c")
+
+
+def _write_index(ds: DecodedSet, folder: Path, margin: int = 0) -> None:
     index = {
         "cache_version": CACHE_VERSION,
         "fingerprint": ds.fingerprint,
         "source": ds.source,
         "image_size": ds.image_size,
+        "margin": margin,
         "paths": ds.paths,
         "labels": ds.labels.tolist(),
         "splits": ds.splits.tolist(),
@@ -346,11 +417,7 @@ def _write_cache(ds: DecodedSet, cdir: Path) -> None:
         "skipped": ds.skipped,
         "decode_seconds": ds.decode_seconds,
     }
-    (tmp / "index.json").write_text(json.dumps(index))
-    try:
-        os.replace(tmp, cdir)
-    except OSError:  # another process finished the same cache first
-        shutil.rmtree(tmp, ignore_errors=True)
+    (folder / "index.json").write_text(json.dumps(index))
 
 
 def _read_cache(cdir: Path) -> DecodedSet:
@@ -372,6 +439,7 @@ def _read_cache(cdir: Path) -> DecodedSet:
         image_size=index["image_size"],
         decode_seconds=time.perf_counter() - t0,
         from_cache=True,
+        margin=index.get("margin", 0),
     )
 
 

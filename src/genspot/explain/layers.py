@@ -10,6 +10,7 @@ target layer whose map is at least 4x4:
   4x4 (found by a dry run, so `stem_stride=1` variants get a deeper block).
 - vit_p2: `blocks.-1.norm1`, the 256 tokens reshaped to 16x16 (no class token).
 - spot_resnet*: `stages.-1`, the last stage (8x8), which feeds the global pooling.
+- npr, safe: `layer2`, the last stage (S/8: 4x4 at 32 px, 32x32 at 256 px), which feeds the pooling.
 """
 
 from __future__ import annotations
@@ -89,6 +90,6 @@ def default_target_layer(model: nn.Module, name: str, input_size: int = 32) -> t
         return "blocks.-1.norm1", vit_reshape
     if name.startswith("spot_resnet"):
         return "stages.-1", None
-    if name == "npr":
+    if name in ("npr", "safe"):
         return "layer2", None  # the last stage, which feeds the global pooling (4x4 at 32x32)
     raise GenspotError(f"no default explanation layer for model {name!r}; give one with --layer")

@@ -42,6 +42,8 @@ def cam_head(model: nn.Module, name: str) -> tuple[str, torch.Tensor]:
         return "features", model.head[-1].weight  # type: ignore[index]
     if name in ("efficientnet_b0", "efficientnetv2_b0"):
         return "bn2", model.classifier.weight  # type: ignore[union-attr]
+    if name in ("npr", "safe"):  # layer2 -> global pooling -> one linear layer (S/8 maps: 32x32 at 256 px)
+        return "layer2", model.head[-1].weight  # type: ignore[index]
     raise GenspotError(
         f"CAM needs global pooling followed by one linear layer, and {name} has none "
         f"({'it flattens into dense layers' if name == 'cifake_cnn' else 'its head is not a plain linear layer over pooled maps'}); "

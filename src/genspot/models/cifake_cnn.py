@@ -11,8 +11,11 @@ from genspot.models.registry import register_model
 
 
 class CifakeCNN(nn.Module):
-    def __init__(self, num_classes: int = 2, filters: int = 32, dense: int = 64, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int = 2, filters: int = 32, dense: int = 64, dropout: float = 0.0, img_size: int = 32) -> None:
         super().__init__()
+        side = ((img_size - 2) // 2 - 2) // 2  # two valid 3x3 convs, each pooled by 2: 6 at 32 px, 62 at 256
+        if side < 1:
+            raise ValueError(f"img_size {img_size} is too small for two convolutions and poolings")
         self.features = nn.Sequential(
             nn.Conv2d(3, filters, 3),
             nn.ReLU(inplace=True),
@@ -23,7 +26,7 @@ class CifakeCNN(nn.Module):
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(filters * 6 * 6, dense),
+            nn.Linear(filters * side * side, dense),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(dense, num_classes),

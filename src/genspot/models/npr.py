@@ -40,6 +40,9 @@ def _stage(c_in: int, width: int, blocks: int, stride: int) -> nn.Sequential:
 
 
 class NPR(nn.Module):
+    """The stem and ResNet-50 stages 1-2 over a fixed transform of the image (`artefacts`): NPR's
+    residual here; SAFE (models/safe.py) puts its wavelet band in the same place."""
+
     def __init__(self, num_classes: int = 2, blocks: tuple[int, int] = (3, 4)) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 3, stride=2, padding=1, bias=False)
@@ -55,8 +58,11 @@ class NPR(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def artefacts(self, x: torch.Tensor) -> torch.Tensor:
+        return npr_residual(x) * 2.0 / 3.0  # the paper code's scale
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(F.relu(self.bn1(self.conv1(npr_residual(x) * 2.0 / 3.0))))
+        x = self.maxpool(F.relu(self.bn1(self.conv1(self.artefacts(x)))))
         return self.layer2(self.layer1(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,6 +50,18 @@ def model_entry(name: str) -> ModelEntry:
     if name not in _REGISTRY:
         raise GenspotError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+# Models built for one input size: genspot train passes them --image-size as `img_size` when it is not 32.
+SIZED = ("cifake_cnn", "vit_p2")
+
+
+def sized_kwargs(name: str, size: int, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`kwargs` plus img_size=size for a model built for one input size (nothing added at 32 px)."""
+    out = dict(kwargs or {})
+    if name in SIZED and size != 32:
+        out.setdefault("img_size", size)
+    return out
 
 
 def create_model(name: str, num_classes: int = 2, pretrained: str | Path | None = None, **kwargs) -> nn.Module:
@@ -107,4 +120,4 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 
 def _import_families() -> None:
     # Importing a family module registers its models.
-    from genspot.models import cifake_cnn, efficientnet, ensemble, npr, resnet, vgg, vit  # noqa: F401
+    from genspot.models import cifake_cnn, efficientnet, ensemble, npr, resnet, safe, vgg, vit  # noqa: F401
