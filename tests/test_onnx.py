@@ -192,3 +192,31 @@ def test_exported_default_gives_the_same_verdicts_on_1000_validation_images(tmp_
     assert len(pt) == 1000
     assert np.array_equal(pt >= 0.5, po >= 0.5)
     assert np.abs(pt - po).max() < 1e-4
+
+
+def test_a_model_the_exporter_cannot_trace_is_refused_in_one_line(tmp_path):
+    from torch import nn
+
+    from genspot.models.io import save_model_dir
+    from genspot.models.registry import register_model
+
+    class Turns(nn.Module):  # torch.rot90 has no ONNX export at opset 17
+        def __init__(self, num_classes: int = 2) -> None:
+            super().__init__()
+            self.head = nn.Linear(3, num_classes)
+
+        def forward(self, x):
+            return self.head(torch.rot90(x, 1, (2, 3)).mean((2, 3)))
+
+    register_model("test_turns", "a model with an operator ONNX lacks")(lambda num_classes=2, **kw: Turns(num_classes))
+    cfg = {"model": "test_turns", "model_kwargs": {}, "class_names": ["REAL", "FAKE"], "positive_class": "FAKE", "input_size": 32,
+           "mean": [0.5] * 3, "std": [0.5] * 3, "temperature": 1.0, "tta": "none"}  # fmt: skip
+    d = save_model_dir(Turns(), cfg, tmp_path / "turns")
+    try:
+        with pytest.raises(GenspotError, match=r"cannot export 'test_turns' to ONNX: .*rot90") as e:
+            export_onnx(d, tmp_path / "t.onnx")
+    finally:
+        from genspot.models.registry import _REGISTRY
+
+        _REGISTRY.pop("test_turns")  # no other test sees it
+    assert "\n" not in str(e.value) and not (tmp_path / "t.onnx").exists() and not list(tmp_path.glob("*.tmp"))
