@@ -272,6 +272,7 @@ def train_cmd(
     sam: Annotated[float, typer.Option(help="sharpness-aware minimisation: radius rho of the weight perturbation (0: off; 0.05 is usual; twice the compute per step)")] = 0.0,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (pays on CUDA for long runs; not on a 2-core CPU)")] = False,
     profile: Annotated[bool, typer.Option(help="time each epoch's parts (batching and augmentation, forward, backward, optimizer, validation) into metrics.jsonl and print them")] = False,
+    cache: Annotated[str, typer.Option(help="disk (decode once into the on-disk cache) | none (decode every batch from the archive in worker processes: no copy, slower epochs)")] = "disk",
     recipe: Annotated[Optional[str], typer.Option(help="start from a named recipe (fast | default; see docs/training.md); options given here override it")] = None,
 ) -> None:
     """Train a model; writes model.safetensors + config.json (best val epoch) and metrics.jsonl."""
@@ -304,7 +305,7 @@ def train_cmd(
             early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
             model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta, devices=devices,
             strategy=strategy, num_nodes=num_nodes, compile=compile_model, profile=profile,
-            teacher=teacher, distill=distill, ema=ema, sam=sam,
+            teacher=teacher, distill=distill, ema=ema, sam=sam, cache=cache,
         )  # fmt: skip
     summary = fit(cfg, resume=resume)
     if summary["global_rank"] != 0:

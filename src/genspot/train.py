@@ -87,6 +87,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of a moving average of the weights that validation and export use; 0 = off
     sam: float = 0.0  # sharpness-aware minimisation: radius rho of the weight perturbation; 0 = off
     compile: bool = False  # torch.compile the model (pays on CUDA for long runs)
+    cache: str = "disk"  # disk: decode once into the on-disk cache | none: decode every batch from the archive (data/stream.py)
     profile: bool = False  # time each epoch's parts into metrics.jsonl (StepProfile) and print them
     recipe: str | None = None  # the named recipe (recipes.py) the options started from; recorded only
     progress: bool = True
@@ -116,6 +117,8 @@ class TrainConfig:
             raise GenspotError("--sam must be at least 0: the radius of the weight perturbation (0: off)")
         if self.sam > 0 and self.ema > 0:
             raise GenspotError("--sam and --ema cannot be combined (the average is not defined for SAM's two-step update)")
+        if self.cache not in ("disk", "none"):
+            raise GenspotError(f"unknown --cache {self.cache!r}; choose disk or none")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise GenspotError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
 
@@ -526,7 +529,14 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     margin = crop_margin(cfg)
     if margin and cfg.teacher:
         raise GenspotError("--teacher is not supported with the crop input policy yet (the teacher would see the stored margin)")
-    ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress, policy=policy, margin=margin)
+    if cfg.cache == "none":
+        if cfg.teacher:
+            raise GenspotError("--teacher needs the decode cache (the teacher scores every training image first); drop --cache none")
+        from genspot.data.stream import index_dataset
+
+        ds = index_dataset(cfg.data, size=cfg.image_size, policy=policy, margin=margin, workers=cfg.workers, progress=cfg.progress)
+    else:
+        ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress, policy=policy, margin=margin)
     splits = make_splits(
         ds, cfg.protocol, seed=cfg.data_seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split,
         sources=cfg.train_sources,
@@ -543,7 +553,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         from genspot.distill import teacher_targets
 
         train_targets = teacher_targets(cfg.teacher, ds, splits, config["data"], cfg.distill, out, device, cfg.progress)
-    if device == "cuda":
+    if device == "cuda" and cfg.cache != "none":
         # The whole uint8 set goes to the GPU once (100k CIFAKE images: 300 MB); batches are
         # gathered, normalised and augmented there, with no per-step host-to-device copies.
         ds.images, ds.labels, train_targets = ds.images.to("cuda"), ds.labels.to("cuda"), train_targets.to("cuda")
@@ -597,7 +607,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         console.print(
             f"[bold]{cfg.model}[/]: {total:,} parameters ({trainable:,} trainable); "
             f"train {len(splits.train):,} / val {len(splits.val):,} images; {cfg.epochs} epochs on {device} "
-            f"({cfg.precision}); data {'from cache' if ds.from_cache else f'decoded in {ds.decode_seconds:.1f} s'}",
+            f"({cfg.precision}); data {'streamed from the archive (--cache none)' if cfg.cache == 'none' else 'from cache' if ds.from_cache else f'decoded in {ds.decode_seconds:.1f} s'}",
             highlight=False,
         )
     t0 = time.perf_counter()

@@ -138,11 +138,20 @@ class Batches:
             order = order[self.rank :: self.world][: self._n()]
             # augmentation draws differ per rank (else every rank would flip the same positions)
             g.manual_seed(self.seed * 1_000_003 + self.epoch + 7_919 * self.rank)
+        chunks = [order[k * self.batch_size : (k + 1) * self.batch_size] for k in range(len(self))]
+        # --cache none (data/stream.py): the batches' images are decoded ahead in worker processes
+        streamed = self.images.stream(chunks) if hasattr(self.images, "stream") else None
         for k in range(len(self)):
             t0 = time.perf_counter()
-            idx = order[k * self.batch_size : (k + 1) * self.batch_size]
-            idx = idx.to(self.images.device)
-            x_u8 = self.images.index_select(0, idx)
+            idx = chunks[k]
+            if streamed is not None:
+                x_u8, keep = next(streamed)
+                idx = idx[keep]
+                if len(idx) == 0:
+                    continue
+            else:
+                idx = idx.to(self.images.device)
+                x_u8 = self.images.index_select(0, idx)
             if self.crop:
                 x_u8 = self._crop(x_u8, g)
             if self.augment == "robust":  # PIL's JPEG codec: on the CPU, whatever the device
