@@ -284,19 +284,7 @@ def train_cmd(
         cfg = load_run_config(out_dir)
         cfg.out = str(out_dir)
     else:
-        if recipe is not None:
-            from genspot.recipes import recipe as recipe_options
-
-            # The recipe's values, except where this command line names the option itself.
-            given = {k for k in ctx.params if (src := ctx.get_parameter_source(k)) is not None and src.name == "COMMANDLINE"}
-            local = locals()
-            chosen = {k: (local[k] if k in given else v) for k, v in recipe_options(recipe).items()}
-            model, epochs, batch_size, lr, optimizer, schedule, weight_decay, label_smoothing, augment, precision, tta = (
-                chosen[k] for k in ("model", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
-                                    "label_smoothing", "augment", "precision", "tta"))  # fmt: skip
-        if model is None or data is None:
-            raise GenspotError("train needs MODEL (or --recipe) and --data (or --resume --out DIR)")
-        cfg = TrainConfig(recipe=recipe,
+        options = dict(
             model=model, data=str(data), out=str(out_dir), epochs=epochs, batch_size=batch_size, lr=lr,
             optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing,
             augment=augment, seed=seed, split_seed=split_seed, protocol=protocol, limit=limit, val_fraction=val_fraction,
@@ -307,6 +295,16 @@ def train_cmd(
             strategy=strategy, num_nodes=num_nodes, compile=compile_model, profile=profile,
             teacher=teacher, distill=distill, ema=ema, sam=sam, cache=cache,
         )  # fmt: skip
+        if recipe is not None:
+            from genspot.recipes import recipe as recipe_options
+
+            # The recipe's values (its keys are TrainConfig's and these parameters' names), except
+            # where this command line names the option itself.
+            given = {k for k in ctx.params if (src := ctx.get_parameter_source(k)) is not None and src.name == "COMMANDLINE"}
+            options.update({k: v for k, v in recipe_options(recipe).items() if k not in given})
+        if options["model"] is None or data is None:
+            raise GenspotError("train needs MODEL (or --recipe) and --data (or --resume --out DIR)")
+        cfg = TrainConfig(recipe=recipe, **options)
     summary = fit(cfg, resume=resume)
     if summary["global_rank"] != 0:
         return  # DDP: rank 0 reports

@@ -184,10 +184,11 @@ def features_of(model: nn.Module, config: dict[str, Any], images: torch.Tensor, 
     """(N, D) penultimate features of uint8 (N, 3, S, S) images, TTA-averaged, as Detector computes them
     (and the calibrated p_fake of the same pass, with_p_fake)."""
     from genspot.data.batches import normalize
+    from genspot.models.io import positive_index
     from genspot.progress import progress_bar
 
     out, ps = [], []
-    pos = config.get("class_names", ["REAL", "FAKE"]).index(config.get("positive_class", "FAKE"))
+    pos = positive_index(config)
     with progress_bar(progress or "features", total=len(images), unit="img", enabled=progress is not None) as bar:
         for i in range(0, len(images), batch_size):
             x = normalize(images[i : i + batch_size], config["mean"], config["std"])

@@ -16,16 +16,11 @@ from genspot.data import LABELS, DecodedSet, load_dataset
 from genspot.data.splits import splits_from_config
 from genspot.data.batches import Batches
 from genspot.errors import GenspotError
-from genspot.models.io import load_model_dir
+from genspot.models.io import load_model_dir, positive_index
 from genspot.models.tta import predict_logits
 from genspot.progress import progress_bar
 
 SPLIT_CHOICES = ("auto", "test", "val", "train", "all")
-
-
-def positive_index(config: dict[str, Any]) -> int:
-    """Which logit is FAKE's, as the model's config names its classes."""
-    return config.get("class_names", list(LABELS)).index(config.get("positive_class", "FAKE"))
 
 
 @torch.inference_mode()

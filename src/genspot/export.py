@@ -30,9 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from genspot.data.batches import normalize
 from genspot.domain import logits_and_features
 from genspot.errors import GenspotError
-from genspot.models.io import WEIGHTS_FILE, load_model_dir, resolve_model_dir
+from genspot.models.io import WEIGHTS_FILE, load_model_dir, positive_index, resolve_model_dir
 
 OPSET = 17
 ONNX_FILE = "model.onnx"
@@ -64,21 +65,20 @@ class _Graph(nn.Module):
     def __init__(self, model: nn.Module, config: dict[str, Any]) -> None:
         super().__init__()
         self.model, self.config = model, config
-        self.register_buffer("mean", torch.tensor(config["mean"]).view(1, -1, 1, 1) * 255.0)
-        self.register_buffer("std", torch.tensor(config["std"]).view(1, -1, 1, 1) * 255.0)
         self.temperature = float(config.get("temperature", 1.0))
-        names = config.get("class_names", ["REAL", "FAKE"])
-        self.positive = names.index(config.get("positive_class", "FAKE"))
+        self.positive = positive_index(config)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = (images.float() - self.mean) / self.std
+        x = normalize(images, self.config["mean"], self.config["std"])  # the scorers' own normalisation, traced
         logits, feats = logits_and_features(self.model, self.config, x)
         p = torch.softmax(logits / self.temperature, 1)[:, self.positive]
         return logits, p, feats
 
 
-def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, opset: int = OPSET) -> dict[str, Any]:
-    """Write `model_dir` (a path, or "default" / "pristine") as an ONNX file at `out`; returns what was written."""
+def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, opset: int = OPSET,
+                sha256: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write `model_dir` (a path, or "default" / "pristine") as an ONNX file at `out`; returns what
+    was written. `sha256`: the weights' hash, when the caller has it already."""
     onnx = require("onnx")
     d = resolve_model_dir(model_dir)
     model, config = load_model_dir(d)
@@ -101,7 +101,7 @@ def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, ops
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise GenspotError(f"cannot export {config.get('model')!r} to ONNX: {first}") from None
     m = onnx.load(str(tmp))
-    meta = {"genspot_config": json.dumps(config), "genspot_weights_sha256": weights_sha256(d), "genspot_opset": str(opset)}
+    meta = {"genspot_config": json.dumps(config), "genspot_weights_sha256": sha256 or weights_sha256(d), "genspot_opset": str(opset)}
     for k, v in meta.items():
         m.metadata_props.add(key=k, value=v)
     m.producer_name = "genspot"
@@ -111,15 +111,14 @@ def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, ops
             "tta": config.get("tta", "none"), "temperature": float(config.get("temperature", 1.0)), "folded": ["normalisation", "tta", "temperature"]}  # fmt: skip
 
 
-def _cached_export(model_dir: Path) -> Path:
+def _cached_export(model_dir: Path, sha: str) -> Path:
     """The model directory's ONNX file in the cache, exported on first use (keyed by the weights' hash)."""
     from genspot.data.decode import cache_root
 
-    sha = weights_sha256(model_dir)
     path = cache_root() / "onnx" / f"{sha[:24]}-opset{OPSET}.onnx"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(model_dir, path)
+        export_onnx(model_dir, path, sha256=sha)
     return path
 
 
@@ -140,6 +139,7 @@ class OnnxModel:
         into the cache. The file is refused (one line) unless it was exported from these weights."""
         ort = require("onnxruntime")
         d = resolve_model_dir(model_dir)
+        sha = weights_sha256(d)  # once: it names the cached export and checks whichever file is used
         if onnx_file is not None:
             path = Path(onnx_file).expanduser()
             if not path.is_file():
@@ -147,7 +147,7 @@ class OnnxModel:
         elif (d / ONNX_FILE).is_file():
             path = d / ONNX_FILE
         else:
-            path = _cached_export(d)
+            path = _cached_export(d, sha)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -163,7 +163,7 @@ class OnnxModel:
         meta = runner.get_modelmeta().custom_metadata_map
         if "genspot_weights_sha256" not in meta:
             raise GenspotError(f"{path} was not exported by genspot (no genspot metadata); export it with genspot export {d} --format onnx")
-        if meta["genspot_weights_sha256"] != weights_sha256(d):
+        if meta["genspot_weights_sha256"] != sha:
             raise GenspotError(f"{path} was exported from other weights than {d}'s; export this model again (genspot export {d} --format onnx)")
         inputs = runner.get_inputs()
         size = int(config.get("input_size", 32))

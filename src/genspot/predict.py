@@ -30,7 +30,7 @@ from genspot.data.decode import input_array, open_image, to_array, to_rgb
 from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, iter_inputs, read_file_capped
 from genspot.domain import DomainStats, ImageFacts, learned_reason, logits_and_features, rule_reasons, verdict
 from genspot.errors import GenspotError
-from genspot.models.io import DEFAULT, SHIPPED, load_model_dir, resolve_model_dir
+from genspot.models.io import DEFAULT, SHIPPED, load_model_dir, positive_index, resolve_model_dir
 from genspot.models.tta import predict_logits
 
 MODES = ("resize", "tiles")
@@ -127,7 +127,7 @@ class Detector:
         self.size = int(config.get("input_size", 32))
         self.policy = config.get("input_policy", "resize")  # resize | crop (centre square at native resolution)
         self.temperature = float(config.get("temperature", 1.0))
-        self.positive = config.get("class_names", ["REAL", "FAKE"]).index(config.get("positive_class", "FAKE"))
+        self.positive = positive_index(config)
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu", precision: str = "fp32",
@@ -150,7 +150,7 @@ class Detector:
         name = cfg.get("name") or (key if key in SHIPPED else Path(key).name) or cfg["model"]
         runner = None
         if runtime == "onnx":
-            if PRECISIONS.get(precision) != "fp32" or device != "cpu":
+            if PRECISIONS.get(precision) == "bf16" or device != "cpu":
                 raise GenspotError("ONNX Runtime scores in fp32 on the CPU here: drop --precision bf16 / --device, or use --runtime torch")
             from genspot.export import OnnxModel
 

@@ -18,7 +18,7 @@ from genspot.data.batches import normalize
 from genspot.data.perturb import SUITE, Perturbation
 from genspot.errors import GenspotError
 from genspot.evaluate import classification_metrics, select_indices
-from genspot.models.io import load_model_dir
+from genspot.models.io import load_model_dir, positive_index
 from genspot.models.tta import predict_logits
 from genspot.progress import progress_bar
 
@@ -26,7 +26,7 @@ from genspot.progress import progress_bar
 @torch.inference_mode()
 def _scores(model, cfg, images: torch.Tensor, p: Perturbation, batch_size: int) -> np.ndarray:
     t = float(cfg.get("temperature", 1.0))
-    pos = cfg.get("class_names", ["REAL", "FAKE"]).index(cfg.get("positive_class", "FAKE"))
+    pos = positive_index(cfg)
     out = []
     for i in range(0, len(images), batch_size):
         x = normalize(p.fn(images[i : i + batch_size]), cfg["mean"], cfg["std"])

@@ -1,7 +1,10 @@
 """Batches of cached uint8 tensors, normalised and augmented per batch on tensors.
 
 No DataLoader, no per-image Python: a batch is one index_select, one float conversion
-and a few vectorised ops, so the training step, not the loop, is the bottleneck.
+and a few vectorised ops, so the training step, not the loop, is the bottleneck. (Under
+`--cache none` the images come from data/stream.py's worker processes instead of the
+index_select; everything after is the same.) Images stored larger than the input (a crop
+margin) are cut to it: a random crop per image when training, the centre otherwise.
 Augmentations are geometric by default (flips, translations): generator artefacts live in
 the pixels, so nothing blurs, resamples or re-encodes them unless asked: `robust` adds
 Wang et al. 2020's random blur and JPEG re-encoding (data/perturb.py) to flips; `d4` draws from

@@ -16,6 +16,7 @@ from torch import nn
 
 from genspot.errors import GenspotError
 from genspot.explain.layers import MIN_MAP, default_target_layer, map_shape, resolve_layer
+from genspot.models.io import positive_index
 
 METHODS = ("cam", "gradcam", "gradcam++", "scorecam", "layercam", "eigencam", "rollout")
 TARGETS = ("fake", "real", "predicted")
@@ -147,7 +148,7 @@ def explain_batch(
     if method not in METHODS:
         raise GenspotError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     name = config["model"]
-    positive = config.get("class_names", ["REAL", "FAKE"]).index(config.get("positive_class", "FAKE"))
+    positive = positive_index(config)
     model.eval()
     with torch.no_grad():
         logits = model(x).float()

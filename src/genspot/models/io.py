@@ -26,6 +26,11 @@ CONFIG_FILE = "config.json"
 SPLIT_KEYS = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split", "sources")
 
 
+def positive_index(config: dict[str, Any]) -> int:
+    """Which logit is FAKE's, as the model's config names its classes."""
+    return list(config.get("class_names", ["REAL", "FAKE"])).index(config.get("positive_class", "FAKE"))
+
+
 def split_differences(config_a: dict[str, Any], config_b: dict[str, Any]) -> list[str]:
     """The SPLIT_KEYS in which two model configs' data splits differ (empty: the same split)."""
     a, b = config_a.get("data", {}), config_b.get("data", {})
