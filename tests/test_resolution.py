@@ -7,8 +7,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
+
+from genspot.data.decode import to_array
+from genspot.errors import GenspotError
 
 from conftest import jpeg_bytes, write_zip
 
@@ -55,6 +59,23 @@ def test_a_model_trained_at_48_px_with_crops_scores_by_its_own_policy(tmp_path):
     manual = float(det.p_fake(torch.from_numpy(crop_array(Image.fromarray(big), 48))[None])[0])
     assert abs(p.p_fake - manual) < 1e-6 and p.label == "FAKE"
     assert p.domain == "in" or "resized" not in (p.domain_reason or "")  # a large image is cropped, not squeezed
+    assert p.mode == "crop" and det.predict(big, mode="crop").p_fake == p.p_fake  # auto is the model's policy, named
+    # resize stays available on a crop model, for experiments: the row says so and the domain check flags it
+    r = det.predict(big, mode="resize")
+    squeezed = float(det.p_fake(torch.from_numpy(to_array(Image.fromarray(big), 48))[None])[0])
+    assert r.mode == "resize" and abs(r.p_fake - squeezed) < 1e-6
+    assert r.domain == "out" and "native-resolution crops" in r.domain_reason
+    t = det.predict(big, mode="tiles")
+    assert t.mode == "tiles" and t.tiles > 1 and t.tile_grid.shape[0] > 1
+    e = det.explain(big, method="gradcam")
+    assert e["map"].shape == (48, 48) and e["image"].shape == (48, 48, 3) and abs(e["p_fake"] - p.p_fake) < 1e-5
+    assert det.explain(big, method="gradcam", mode="resize")["domain"] == "out"
+    with pytest.raises(GenspotError, match="auto, resize, crop or tiles"):
+        det.predict(big, mode="zoom")
+    with pytest.raises(GenspotError, match="tile map"):
+        det.explain(big, mode="tiles")
+    rows = list(det.predict_paths([str(z)], workers=1, batch_size=64))  # the decode pool crops as well
+    assert {row.mode for row in rows} == {"crop"} and len(rows) == 240 and all(row.error is None for row in rows)
 
 
 def test_a_model_directory_without_the_new_keys_resizes_as_before():
@@ -62,6 +83,7 @@ def test_a_model_directory_without_the_new_keys_resizes_as_before():
 
     det = Detector.load("default")
     assert "input_policy" not in det.config and det.policy == "resize" and det.size == 32
+    assert det.resolve_mode("auto") == "resize"  # rows of the shipped detectors keep saying "resize"
 
 
 def test_the_stored_square_has_room_for_random_crops_and_its_centre_is_the_evaluated_crop():

@@ -144,12 +144,15 @@ def data_info(
     split: Annotated[Optional[str], typer.Option(help="report only this split (train, test, val, all)")] = None,
     workers: Annotated[Optional[int], typer.Option(help="decode processes (default: every core)")] = None,
 ) -> None:
-    """Counts per split and label, image sizes, duplicate groups, skipped members."""
+    """Counts per split and label, image sizes, duplicate groups, skipped members, and the classes'
+    file containers compared (format, size, JPEG quality, chroma subsampling, mode)."""
     from genspot.data import load_dataset
+    from genspot.data.container import container_audit
     from genspot.data.info import dataset_info
 
     ds = load_dataset(path, workers=workers, progress=not as_json)
     info = dataset_info(ds)
+    info["container"] = container_audit(ds)
     if split is not None:
         if split not in info["splits"]:
             raise GenspotError(f"no split {split!r} in {path}; it has: {', '.join(info['splits'])}")
@@ -180,6 +183,25 @@ def data_info(
         f"{d['groups_across_splits']:,} across splits, {d['groups_with_both_labels']:,} with both labels"
     )
     out.print(f"skipped: {info['skipped']:,}   loaded in {info['load_seconds']:.2f} s ({'cache' if info['from_cache'] else 'decoded'})")
+    _print_container(info["container"])
+
+
+def _print_container(c: dict) -> None:
+    t = Table(title=f"file containers (headers of a seeded sample of up to {c['per_group']:,} images per group)")
+    for col in ("group", "images", "format", "size", "JPEG quality", "subsampling", "bytes / pixel"):
+        t.add_column(col, justify="right" if col in ("images", "bytes / pixel") else "left")
+    for name, g in c["groups"].items():
+        def top(key: str) -> str:
+            n = max(1, g["n"])
+            return ", ".join(f"{k} {100 * v / n:.0f}%" for k, v in list(g[key].items())[:2])
+
+        t.add_row(name, f"{g['n']:,}", top("format"), top("size"), top("jpeg_quality"), top("subsampling"),
+                  f"{g['bytes_per_pixel_median']}")  # fmt: skip
+    out.print(t)
+    for d in c["differences"]:
+        out.print(f"[yellow]warning[/yellow]: {d['text']}: a model can learn this instead of the content", highlight=False, soft_wrap=True)
+    if not c["differences"]:
+        out.print("the classes' containers match (format, size, JPEG quality, subsampling, mode)", highlight=False)
 
 
 @data_app.command("make-toy")
@@ -462,11 +484,11 @@ def predict_cmd(
     model_dir: Annotated[str, typer.Option("--model", help=MODEL_HELP)] = "default",
     fmt: Annotated[str, typer.Option("--format", help="table | json | jsonl | csv")] = "table",
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write the results to this file")] = None,
-    mode: Annotated[str, typer.Option(help="resize (whole image to 32x32) | tiles (32x32 tiles at native resolution)")] = "resize",
+    mode: Annotated[str, typer.Option(help="auto (the model's own input policy) | resize (whole image to S x S) | crop (centre S x S at native resolution) | tiles (S x S tiles covering the image, averaged)")] = "auto",
     explain: Annotated[Optional[str], typer.Option(help="also write a heat map per image with this method (needs --heatmaps)")] = None,
     heatmaps: Annotated[Optional[Path], typer.Option(help="folder for heat maps (tile maps in tiles mode)")] = None,
     batch_size: Annotated[int, typer.Option()] = 256,
-    workers: Annotated[int, typer.Option(help="decode processes (0: decode in this process; resize mode without heat maps)")] = 1,
+    workers: Annotated[int, typer.Option(help="decode processes (0: decode in this process; not in tiles mode nor with heat maps)")] = 1,
     precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "fp32",
     max_file_mb: Annotated[float, typer.Option(help=MAX_FILE_HELP)] = 20,
     domain: Annotated[str, typer.Option(help="report (flag out-of-domain rows) | strict (out-of-domain rows make the exit code 1, like errors)")] = "report",
@@ -484,7 +506,7 @@ def predict_cmd(
     if explain and not heatmaps:
         raise GenspotError("--explain needs --heatmaps DIR to write the heat maps into")
     if explain and mode == "tiles":
-        raise GenspotError("--explain works with --mode resize; in tiles mode --heatmaps writes the tile map")
+        raise GenspotError("--explain explains one S x S input (--mode auto, resize or crop); in tiles mode --heatmaps writes the tile map")
     if max_file_mb <= 0:
         raise GenspotError("--max-file-mb must be above 0")
     if domain not in ("report", "strict"):
@@ -513,7 +535,7 @@ def predict_cmd(
                     if mode == "tiles":
                         save_png(tile_heatmap(pred.image, pred.tile_grid), heatmaps / f"{stem}_tiles.png")
                     elif explain:
-                        e = det.explain(pred.image, method=explain)
+                        e = det.explain(pred.image, method=explain, mode=mode)
                         cap = f"{e['label']}  p(fake)={e['p_fake']:.3f}   {explain} for {e['target']}"
                         save_png(explanation_panel(e["image"], e["map"], cap), heatmaps / f"{stem}_{explain}.png")
                     pred.image = None

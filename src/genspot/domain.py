@@ -124,7 +124,7 @@ def is_gray(arr: np.ndarray) -> bool:
     return bool(np.abs(a[0] - a[1]).max() <= GRAY_TOLERANCE and np.abs(a[1] - a[2]).max() <= GRAY_TOLERANCE)
 
 
-def rule_reasons(facts: ImageFacts | None, arr: np.ndarray, config: dict[str, Any], mode: str = "resize",
+def rule_reasons(facts: ImageFacts | None, arr: np.ndarray, config: dict[str, Any], mode: str = "auto",
                  label: str | None = None) -> list[str]:
     """Why the image is outside what the model's config says it was trained on (empty: nothing found).
 
@@ -138,8 +138,13 @@ def rule_reasons(facts: ImageFacts | None, arr: np.ndarray, config: dict[str, An
     if facts is not None:
         w, h = facts.width, facts.height
         policy = config.get("input_policy", "resize")
-        if mode == "resize" and policy == "crop" and min(w, h) < size:
+        mode = policy if mode == "auto" else mode  # what the image went through: resize, crop or tiles
+        if mode == "crop" and min(w, h) < size:
             reasons.append(f"{w}x{h} image upscaled to fill a {size}x{size} crop; the model reads native pixels")
+        elif mode == "crop" and policy == "resize" and (w, h) != (size, size):
+            reasons.append(f"a {size}x{size} crop of a {w}x{h} image; the model was trained on whole images resized to {size}x{size}")
+        elif mode == "resize" and policy == "crop" and (w, h) != (size, size):
+            reasons.append(f"{w}x{h} image resized to {size}x{size}; the model was trained on native-resolution crops")
         elif mode == "resize" and policy == "resize" and (max(w, h) > SIZE_FACTOR * max(hi) or min(w, h) < min(lo) / SIZE_FACTOR):
             trained = f"{lo[0]}x{lo[1]}" if lo == hi else f"{min(lo)}-{max(hi)} px"
             reasons.append(f"{w}x{h} image resized to {size}x{size}; trained on {trained} images")

@@ -103,7 +103,7 @@ def evaluate_domain(model_dir: str, data: str | Path, others: dict[str, str] | N
     def flags(images: torch.Tensor, facts: list[ImageFacts | None], sc: np.ndarray, p: np.ndarray) -> tuple[float, float]:
         names = cfg.get("class_names", ["REAL", "FAKE"])
         verdicts = ["FAKE" if v >= 0.5 else "REAL" for v in p] if "FAKE" in names else [None] * len(p)
-        rule = np.array([bool(rule_reasons(f, a, cfg, "resize", v)) for f, a, v in zip(facts, images.numpy(), verdicts)])
+        rule = np.array([bool(rule_reasons(f, a, cfg, "auto", v)) for f, a, v in zip(facts, images.numpy(), verdicts)])
         learned = sc > threshold
         return float(learned.mean()), float((learned | rule).mean())
 

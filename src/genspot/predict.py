@@ -33,7 +33,11 @@ from genspot.errors import GenspotError
 from genspot.models.io import DEFAULT, SHIPPED, load_model_dir, positive_index, resolve_model_dir
 from genspot.models.tta import predict_logits
 
-MODES = ("resize", "tiles")
+# How an image becomes the model's S x S input: "auto" is the model's own input policy (its
+# config.json: resize for the CIFAKE models, a centre crop for native-resolution ones); resize and
+# crop override it; tiles averages over S x S crops covering the image.
+MODES = ("auto", "resize", "crop", "tiles")
+MODE_CHOICES = "auto, resize, crop or tiles"
 # Scoring precisions, under the names `genspot train --precision` also accepts for them.
 PRECISIONS = {"fp32": "fp32", "32": "fp32", "bf16": "bf16"}
 RUNTIMES = ("torch", "onnx")
@@ -47,7 +51,7 @@ class Prediction:
     p_fake: float | None  # calibrated probability that the image is AI-generated
     model: str
     error: str | None = None
-    mode: str = "resize"
+    mode: str = "resize"  # what was done: resize, crop or tiles ("auto" is resolved to the model's policy)
     width: int | None = None
     height: int | None = None
     tiles: int | None = None
@@ -200,12 +204,17 @@ class Detector:
         return Prediction(name, label_of(p), p, self.name, None, mode, facts.width, facts.height, domain=domain,
                           domain_reason=reason, domain_score=None if score is None else round(float(score), 3), **kw)  # fmt: skip
 
-    def _score_pil(self, img: Image.Image, path: str, mode: str, facts: ImageFacts | None = None) -> Prediction:
+    def resolve_mode(self, mode: str) -> str:
+        """resize, crop or tiles: what `mode` means for this model ("auto": its own input policy)."""
         if mode not in MODES:
-            raise GenspotError(f"unknown mode {mode!r}; choose resize or tiles")
+            raise GenspotError(f"unknown mode {mode!r}; choose {MODE_CHOICES}")
+        return self.policy if mode == "auto" else mode
+
+    def _score_pil(self, img: Image.Image, path: str, mode: str, facts: ImageFacts | None = None) -> Prediction:
+        mode = self.resolve_mode(mode)
         facts = facts or ImageFacts(img.width, img.height)
-        arr = input_array(img, self.size, self.policy)
-        if mode == "resize":
+        arr = input_array(img, self.size, self.policy if mode == "tiles" else mode)
+        if mode != "tiles":
             p, d = self.score(torch.from_numpy(arr)[None])
             return self._row(path, float(p[0]), facts, arr, None if d is None else float(d[0]), mode)
         tiles, grid = tile_image(img, self.size)
@@ -218,16 +227,16 @@ class Detector:
         p = float(1 / (1 + np.exp(-logit)))
         return self._row(path, p, facts, arr, d, mode, tiles=len(tiles), tile_grid=ps.reshape(grid))
 
-    def predict(self, image: str | os.PathLike | bytes | Image.Image | np.ndarray, mode: str = "resize") -> Prediction:
+    def predict(self, image: str | os.PathLike | bytes | Image.Image | np.ndarray, mode: str = "auto") -> Prediction:
         """Score one image (a path, raw file bytes, a PIL image or an HxWx3 uint8 array)."""
+        mode = self.resolve_mode(mode)
         name = str(image) if isinstance(image, (str, os.PathLike)) else "<image>"
         img, facts = _as_pil(image)
-        return self._score_pil(img, name, mode, facts)  # mode "resize" means the model's own input policy
+        return self._score_pil(img, name, mode, facts)
 
-    def predict_batch(self, images: Iterable, mode: str = "resize") -> list[Prediction]:
+    def predict_batch(self, images: Iterable, mode: str = "auto") -> list[Prediction]:
         """Score several images; an unreadable one gets a Prediction with `error` set."""
-        if mode not in MODES:  # the caller's mistake, raised once, not an error row per image
-            raise GenspotError(f"unknown mode {mode!r}; choose resize or tiles")
+        mode = self.resolve_mode(mode)  # the caller's mistake, raised once, not an error row per image
         out = []
         for im in images:
             name = str(im) if isinstance(im, (str, os.PathLike)) else "<image>"
@@ -240,22 +249,21 @@ class Detector:
         return out
 
     def predict_paths(
-        self, paths: list[str], mode: str = "resize", batch_size: int = 256, keep_images: bool = False,
+        self, paths: list[str], mode: str = "auto", batch_size: int = 256, keep_images: bool = False,
         workers: int = 0, max_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> Iterator[Prediction]:
         """Stream predictions for every image under files / folders / zips / globs, in input order.
 
-        workers > 0 decodes in that many processes (resize mode, without kept images): the
+        workers > 0 decodes in that many processes (not in tiles mode, nor with kept images): the
         inputs are read here, decoded there chunk by chunk, scored here in batches, and yielded
         in input order; at most 2 chunks per worker are in flight, so memory stays flat
         whatever the input's size. Each file or zip member is read up to `max_bytes` (over it: an
         error row, decided before reading where the size is known)."""
-        if mode not in MODES:
-            raise GenspotError(f"unknown mode {mode!r}; choose resize or tiles")
+        mode = self.resolve_mode(mode)
         if workers < 0:
             raise GenspotError("--workers must be 0 (decode in this process) or more")
-        if workers > 0 and mode == "resize" and not keep_images:
-            yield from self._predict_pool(paths, batch_size, workers, max_bytes)
+        if workers > 0 and mode != "tiles" and not keep_images:
+            yield from self._predict_pool(paths, batch_size, workers, max_bytes, mode)
             return
         pending: list[tuple[str, np.ndarray, Image.Image | None, str, ImageFacts]] = []
 
@@ -274,7 +282,7 @@ class Detector:
                 continue
             try:
                 img, facts = decode(item.data)  # type: ignore[arg-type]
-                arr = input_array(img, self.size, self.policy) if mode == "resize" else None
+                arr = input_array(img, self.size, mode) if mode != "tiles" else None
             except Exception as e:  # noqa: BLE001 - any undecodable input is reported, never fatal
                 yield from flush()
                 yield Prediction(item.name, None, None, self.name, f"not a readable image: {e}", mode, rel=item.rel)
@@ -294,7 +302,7 @@ class Detector:
                 yield from flush()
         yield from flush()
 
-    def _predict_pool(self, paths: list[str], batch_size: int, workers: int, max_bytes: int) -> Iterator[Prediction]:
+    def _predict_pool(self, paths: list[str], batch_size: int, workers: int, max_bytes: int, mode: str) -> Iterator[Prediction]:
         from collections import deque
         from itertools import islice
 
@@ -310,13 +318,13 @@ class Detector:
                 k = 0
                 for name, arr, facts, err in chunk:
                     if err is not None:
-                        yield Prediction(name, None, None, self.name, err, "resize")
+                        yield Prediction(name, None, None, self.name, err, mode)
                     else:
-                        yield self._row(name, float(ps[k]), facts, arr, None if ds is None else float(ds[k]), "resize")  # type: ignore[arg-type]
+                        yield self._row(name, float(ps[k]), facts, arr, None if ds is None else float(ds[k]), mode)  # type: ignore[arg-type]
                         k += 1
 
             while chunk := list(islice(items, batch_size)):
-                window.append(pool.apply_async(_decode_chunk, (chunk, self.size, self.policy)))
+                window.append(pool.apply_async(_decode_chunk, (chunk, self.size, mode)))
                 if len(window) >= 2 * workers:
                     yield from scored(window.popleft().get())
             while window:
@@ -324,7 +332,7 @@ class Detector:
 
     # -- explaining ----------------------------------------------------------------------
     def explain_arrays(self, x_u8: torch.Tensor, method: str = "gradcam", target: str = "predicted",
-                       layer: str | None = None, facts: list[ImageFacts | None] | None = None) -> dict[str, Any]:
+                       layer: str | None = None, facts: list[ImageFacts | None] | None = None, mode: str = "auto") -> dict[str, Any]:
         """Heat maps for a uint8 (B, 3, S, S) batch, with the verdicts predict() gives them.
 
         The one explaining path (genspot explain, predict --explain, the server, this API):
@@ -342,15 +350,20 @@ class Detector:
         r = explain_batch(self.model, self.config, x, method=method, target=chosen, layer=layer)
         names = self.config["class_names"]
         facts = facts or [None] * len(labels)  # what is known of each original image, for the domain rule
-        domains = [self._domain(facts[i], a, None if d is None else float(d[i]), "resize", labels[i]) for i, a in enumerate(x_u8.numpy())]
+        domains = [self._domain(facts[i], a, None if d is None else float(d[i]), mode, labels[i]) for i, a in enumerate(x_u8.numpy())]
         return {"maps": r["maps"], "p_fake": p, "labels": labels, "layer": r["layer"],
                 "targets": [names[int(i)] for i in r["target"]], "domains": domains, "domain_scores": d}  # fmt: skip
 
-    def explain(self, image, method: str = "gradcam", target: str = "predicted", layer: str | None = None) -> dict[str, Any]:
-        """Heat map (size x size float32 in [0, 1]) for one image, with its prediction and domain."""
+    def explain(self, image, method: str = "gradcam", target: str = "predicted", layer: str | None = None,
+                mode: str = "auto") -> dict[str, Any]:
+        """Heat map (size x size float32 in [0, 1]) for one image, with its prediction and domain;
+        `mode` auto (the model's policy), resize or crop says which S x S pixels are explained."""
+        mode = self.resolve_mode(mode)
+        if mode == "tiles":
+            raise GenspotError("a heat map explains one S x S input: use mode auto, resize or crop (tiles mode has its tile map)")
         img, facts = _as_pil(image)
-        arr = input_array(img, self.size, self.policy)
-        r = self.explain_arrays(torch.from_numpy(arr)[None], method=method, target=target, layer=layer, facts=[facts])
+        arr = input_array(img, self.size, mode)
+        r = self.explain_arrays(torch.from_numpy(arr)[None], method=method, target=target, layer=layer, facts=[facts], mode=mode)
         score = None if r["domain_scores"] is None else float(r["domain_scores"][0])
         domain, reason = r["domains"][0]
         return {"map": r["maps"][0], "p_fake": float(r["p_fake"][0]), "label": r["labels"][0], "image": arr.transpose(1, 2, 0),

@@ -34,7 +34,7 @@ from genspot.explain.methods import METHODS
 from genspot.explain.render import colorize, explanation_panel, overlay
 from genspot.models import count_parameters
 from genspot.models.io import resolve_model_dir
-from genspot.predict import MODES, Detector
+from genspot.predict import MODE_CHOICES, MODES, Detector
 from genspot.serve.limits import BodyLimit, Limits, sniff
 
 STATIC = Path(__file__).parent / "static"
@@ -154,6 +154,8 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
             "architecture": cfg["model"],
             "parameters": count_parameters(det.model)[0],
             "input_size": det.size,
+            "input_policy": det.policy,  # resize | crop: how an image becomes input_size pixels
+            "trained_on": Path(str(cfg.get("data", {}).get("source") or "")).name or None,  # the training archive's file name
             "temperature": det.temperature,
             "tta": cfg.get("tta", "none"),
             "class_names": cfg.get("class_names"),
@@ -167,11 +169,12 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
     @app.post("/v1/predict", response_model=PredictResponse)
     async def predict(
         files: Annotated[list[UploadFile], File(description="one or more images")],
-        mode: Annotated[str, Form(description="resize | tiles")] = "resize",
+        mode: Annotated[str, Form(description="auto (the model's own input policy) | resize | crop | tiles")] = "auto",
     ) -> PredictResponse:
         t0 = time.perf_counter()
         if mode not in MODES:
-            raise HTTPException(422, f"unknown mode {mode!r}; choose resize or tiles")
+            raise HTTPException(422, f"unknown mode {mode!r}; choose {MODE_CHOICES}")
+        mode = det.resolve_mode(mode)
         if len(files) > limits.max_files:
             raise HTTPException(413, f"{len(files)} files, over the limit of {limits.max_files} per request")
         uploads = [(f.filename or "upload", await read_upload(f)) for f in files]

@@ -9,6 +9,10 @@ fetch("/v1/models").then((r) => r.json()).then((m) => {
   const v = m[0].validation;
   $("model").textContent = `${m[0].name} (${m[0].architecture}, ${m[0].parameters.toLocaleString()} parameters` +
     (v ? `, validation accuracy ${(100 * v.accuracy).toFixed(2)}%)` : ")");
+  const s = m[0].input_size, how = m[0].input_policy === "crop" ? "crops at native resolution" : "images resized to it";
+  if (m[0].trained_on && !/^cifake/i.test(m[0].trained_on)) {  // the page's own sentence describes CIFAKE
+    $("trained").textContent = `Trained on ${m[0].trained_on} (${s}x${s} ${how})`;
+  }
 }).catch(() => { $("model").textContent = "unavailable"; });
 
 function status(text) { $("status").textContent = text; }
@@ -66,7 +70,7 @@ async function explainOne(entry) {
   const j = await r.json();
   if (!r.ok) { note.textContent = j.detail || `error ${r.status}`; return; }
   const base = entry.card.querySelector(".base"), heat = entry.card.querySelector(".heat");
-  base.src = "data:image/png;base64," + j.image_png;  // the 32x32 the model saw, upscaled
+  base.src = "data:image/png;base64," + j.image_png;  // the S x S input the model saw, shown at about 256 px
   heat.src = "data:image/png;base64," + j.heatmap_png;
   heat.hidden = false;
   heat.dataset.testid = "overlay";
