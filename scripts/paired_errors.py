@@ -73,20 +73,26 @@ def save_montage(out: str, images: np.ndarray, captions: list[str], cols: int = 
     plt.close(fig)
 
 
-def on_one_split(names: list[str], ds):
-    """(name, model, config, validation indices, split description) per model, loaded one at a
-    time; stops with an error if a model's validation split is not the first one's."""
+def on_one_split(names: list[str], data: str):
+    """(name, model, config, the data as it reads it, validation indices, split description) per
+    model, loaded one at a time, each with the data decoded at its own input size and policy;
+    stops with an error if a model's validation split is not the first one's."""
+    from genspot.data import load_dataset
     from genspot.evaluate import select_indices
     from genspot.models.io import load_model_dir
 
-    first = None
+    first, decoded = None, {}
     for name in names:
         model, cfg = load_model_dir(name)
+        key = (int(cfg.get("input_size", 32)), cfg.get("input_policy", "resize"))
+        if key not in decoded:
+            decoded[key] = load_dataset(data, size=key[0], policy=key[1], progress=False)
+        ds = decoded[key]
         idx, desc = select_indices(ds, cfg, "val")
         if first is not None and not np.array_equal(idx, first):
             raise SystemExit(f"error: {name} has another validation split than {names[0]}")
         first = idx
-        yield name, model, cfg, idx, desc
+        yield name, model, cfg, ds, idx, desc
 
 
 def main() -> None:
@@ -99,12 +105,10 @@ def main() -> None:
     if len(args.models) < 2 and not (args.by_class or args.montage):
         ap.error("give at least two models (one is enough with --by-class or --montage)")
 
-    from genspot.data import load_dataset
     from genspot.evaluate import predict_scores
 
-    ds = load_dataset(args.data, progress=False)
     scores, idx0 = {}, None
-    for name, model, cfg, idx0, desc in on_one_split(args.models, ds):
+    for name, model, cfg, ds, idx0, desc in on_one_split(args.models, args.data):
         scores[name] = predict_scores(model, cfg, ds, idx0)
         print(f"{name}: scored {len(idx0):,} images ({desc})")
     labels = ds.labels[torch.as_tensor(idx0)].numpy()

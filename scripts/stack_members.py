@@ -78,11 +78,8 @@ def main() -> None:
 
     import torch
 
-    from genspot.data import load_dataset
-
-    ds = load_dataset(args.data, progress=False)
     zs, idx0 = [], None
-    for name, model, cfg, idx0, desc in on_one_split(args.models, ds):
+    for name, model, cfg, ds, idx0, desc in on_one_split(args.models, args.data):
         zs.append(raw_logit_differences(model, cfg, ds, idx0))
         print(f"{name}: scored {len(idx0):,} images ({desc})", flush=True)
     x = np.stack(zs, 1)
