@@ -29,6 +29,8 @@ import torch.nn.functional as F
 
 from genspot.data import load_dataset, make_splits
 from genspot.evaluate import bootstrap_ci
+from genspot.models.npr import npr_residual
+from stack_members import fit_logistic  # the scripts folder is on the path when this runs as a script
 
 
 def thumbnail(x: torch.Tensor) -> torch.Tensor:
@@ -54,35 +56,16 @@ def spectrum(x: torch.Tensor) -> torch.Tensor:
     return prof[:, :n]
 
 
-def npr_residual(x: torch.Tensor) -> torch.Tensor:
-    small = F.interpolate(x, scale_factor=0.5, mode="nearest")
-    d = x - F.interpolate(small, size=x.shape[-2:], mode="nearest")
+def npr_residual_stats(x: torch.Tensor) -> torch.Tensor:
+    d = npr_residual(x)
     return torch.cat([d.abs().mean((2, 3)), d.std((2, 3))], 1)
 
 
-FEATURES = {"thumbnail 16x16": thumbnail, "colour histogram": colour_histogram, "spectrum": spectrum, "NPR residual": npr_residual}
+FEATURES = {"thumbnail 16x16": thumbnail, "colour histogram": colour_histogram, "spectrum": spectrum, "NPR residual": npr_residual_stats}
 
 
 def features(images: torch.Tensor, fn, batch: int = 256) -> torch.Tensor:
     return torch.cat([fn(images[i : i + batch].float() / 255) for i in range(0, len(images), batch)])
-
-
-def logistic(xtr: torch.Tensor, ytr: torch.Tensor, l2: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weights, bias and the standardisation of an L2 logistic regression (LBFGS, full batch)."""
-    mu, sd = xtr.mean(0), xtr.std(0).clamp(min=1e-6)
-    z = ((xtr - mu) / sd).double()
-    w = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(z @ w + b, ytr.double()) + l2 * (w**2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach(), b.detach(), mu, sd
 
 
 def main() -> None:
@@ -105,9 +88,9 @@ def main() -> None:
     for name, fn in FEATURES.items():
         torch.manual_seed(0)
         xtr, xva = features(ds.images[s.train], fn), features(ds.images[s.val], fn)
-        w, b, mu, sd = logistic(xtr, y[s.train])
-        pred = ((((xva - mu) / sd).double() @ w + b) > 0).long()
-        correct = (pred == y[s.val]).numpy()
+        mu, sd = xtr.mean(0), xtr.std(0).clamp(min=1e-6)  # standardised, so one penalty suits every feature
+        w = fit_logistic(((xtr - mu) / sd).numpy(), y[s.train].numpy().astype(np.float64), l2=0.02)
+        correct = ((((xva - mu) / sd).numpy() @ w[:-1] + w[-1] > 0) == (y[s.val].numpy() == 1))
         lo, hi = bootstrap_ci(correct)
         rows.append({"features": name, "dims": int(xtr.shape[1]), "accuracy": float(correct.mean()), "accuracy_ci95": [lo, hi]})
         print(f"{name:<18} {xtr.shape[1]:>5}  {100 * correct.mean():.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]")

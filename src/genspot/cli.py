@@ -187,15 +187,13 @@ def data_info(
 
 
 def _print_container(c: dict) -> None:
+    from genspot.data.container import shares
+
     t = Table(title=f"file containers (headers of a seeded sample of up to {c['per_group']:,} images per group)")
     for col in ("group", "images", "format", "size", "JPEG quality", "subsampling", "bytes / pixel"):
         t.add_column(col, justify="right" if col in ("images", "bytes / pixel") else "left")
     for name, g in c["groups"].items():
-        def top(key: str) -> str:
-            n = max(1, g["n"])
-            return ", ".join(f"{k} {100 * v / n:.0f}%" for k, v in list(g[key].items())[:2])
-
-        t.add_row(name, f"{g['n']:,}", top("format"), top("size"), top("jpeg_quality"), top("subsampling"),
+        t.add_row(name, f"{g['n']:,}", *(shares(g[k], 2, g["n"]) for k in ("format", "size", "jpeg_quality", "subsampling")),
                   f"{g['bytes_per_pixel_median']}")  # fmt: skip
     out.print(t)
     for d in c["differences"]:

@@ -211,7 +211,7 @@ class Detector:
         return self.policy if mode == "auto" else mode
 
     def _score_pil(self, img: Image.Image, path: str, mode: str, facts: ImageFacts | None = None) -> Prediction:
-        mode = self.resolve_mode(mode)
+        """`mode` is resolved already (resize, crop or tiles): every public entry resolves it once."""
         facts = facts or ImageFacts(img.width, img.height)
         arr = input_array(img, self.size, self.policy if mode == "tiles" else mode)
         if mode != "tiles":

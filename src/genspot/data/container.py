@@ -56,9 +56,10 @@ def _tv(a: Counter, b: Counter) -> float:
     return 0.5 * sum(abs(a[k] / na - b[k] / nb) for k in set(a) | set(b)) if na and nb else 0.0
 
 
-def _share(c: Counter, top: int = 3) -> str:
-    n = sum(c.values())
-    return ", ".join(f"{k} {100 * v / n:.0f}%" for k, v in c.most_common(top))
+def shares(counts: dict[str, int], top: int = 3, n: int | None = None) -> str:
+    """'JPEG 90%, PNG 10%': the most common values and their shares (of n, default all counted)."""
+    n = max(1, n if n is not None else sum(counts.values()))
+    return ", ".join(f"{k} {100 * v / n:.0f}%" for k, v in Counter(counts).most_common(top))
 
 
 PROPERTIES = ("format", "size", "jpeg_quality", "subsampling", "mode")
@@ -111,5 +112,5 @@ def container_audit(ds: DecodedSet, per_group: int = 2000, seed: int = 0) -> dic
             tv = _tv(a, b)
             if tv >= DIFFERENT_TV:
                 differences.append({"group": name, "property": p, "distance": round(tv, 3),
-                                    "text": f"{p.replace('_', ' ')}: REAL {_share(a)}; {name} {_share(b)}"})  # fmt: skip
+                                    "text": f"{p.replace('_', ' ')}: REAL {shares(a)}; {name} {shares(b)}"})  # fmt: skip
     return {"per_group": per_group, "seed": seed, "groups": summary, "differences": differences}

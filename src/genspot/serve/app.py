@@ -34,7 +34,7 @@ from genspot.explain.methods import METHODS
 from genspot.explain.render import colorize, explanation_panel, overlay
 from genspot.models import count_parameters
 from genspot.models.io import resolve_model_dir
-from genspot.predict import MODE_CHOICES, MODES, Detector
+from genspot.predict import Detector
 from genspot.serve.limits import BodyLimit, Limits, sniff
 
 STATIC = Path(__file__).parent / "static"
@@ -172,9 +172,10 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
         mode: Annotated[str, Form(description="auto (the model's own input policy) | resize | crop | tiles")] = "auto",
     ) -> PredictResponse:
         t0 = time.perf_counter()
-        if mode not in MODES:
-            raise HTTPException(422, f"unknown mode {mode!r}; choose {MODE_CHOICES}")
-        mode = det.resolve_mode(mode)
+        try:
+            mode = det.resolve_mode(mode)
+        except GenspotError as e:
+            raise HTTPException(422, str(e)) from None
         if len(files) > limits.max_files:
             raise HTTPException(413, f"{len(files)} files, over the limit of {limits.max_files} per request")
         uploads = [(f.filename or "upload", await read_upload(f)) for f in files]
