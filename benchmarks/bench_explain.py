@@ -29,11 +29,12 @@ from bench_models import step_rate  # noqa: E402
 def maps_rate(name: str, batch: int, seconds: float) -> float:
     from genspot.explain import explain_batch
     from genspot.models import create_model
+    from genspot.models.spec import ModelSpec
 
     torch.manual_seed(0)
     m = create_model(name).eval().to(memory_format=torch.channels_last)
     x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    cfg = {"model": name}
+    cfg = ModelSpec(model=name)
     times, start = [], time.perf_counter()
     while len(times) < 3 or time.perf_counter() - start < seconds:
         t = time.perf_counter()
@@ -55,7 +56,9 @@ def end_to_end(name: str, n: int, d: Path) -> float:
     data = d / "imgs.zip"
     if not data.exists():
         make_toy_archive(data, n // 2, seed=0)
-    s = explain_paths([str(data)], model_dir, d / f"out-{name}", method="gradcam++", progress=False)
+    from genspot.predict import Detector
+
+    s = explain_paths([str(data)], Detector.load(model_dir), d / f"out-{name}", method="gradcam++", progress=False)
     return s.written / s.seconds
 
 

@@ -34,9 +34,9 @@ def main() -> None:
     from genspot.predict import Detector
 
     base = Detector.load(args.model)  # one model, scored both ways
-    dets = {"fp32": base, "bf16": Detector(base.model, base.config, base.name, base.device, precision="bf16")}
+    dets = {"fp32": base, "bf16": Detector(base.model, base.spec, base.name, base.device, precision="bf16")}
     ds = load_dataset(args.data, progress=False)
-    idx, desc = select_indices(ds, dets["fp32"].config, "val")
+    idx, desc = select_indices(ds, dets["fp32"].spec, "val")
     idx = idx[: args.limit] if args.limit else idx
     x = ds.images[torch.as_tensor(idx)]
     y = ds.labels[torch.as_tensor(idx)].numpy()
@@ -48,7 +48,7 @@ def main() -> None:
             scores[p] = np.concatenate([det.p_fake(x[i : i + 256]) for i in range(0, len(x), 256)])
             rates[p].append(len(x) / (time.perf_counter() - t))
     med = {p: statistics.median(r) for p, r in rates.items()}
-    print(f"model {dets['fp32'].name} ({dets['fp32'].config['model']}, TTA {dets['fp32'].config.get('tta', 'none')}), "
+    print(f"model {dets['fp32'].name} ({dets['fp32'].spec.model}, TTA {dets['fp32'].spec.tta}), "
           f"{len(x):,} images ({desc}), torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
     for p in dets:
         acc = float(((scores[p] >= 0.5) == (y == 1)).mean())

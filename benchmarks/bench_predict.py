@@ -49,7 +49,7 @@ def main() -> None:
     if args.large:
         large_image(args.large)
         return
-    from genspot.data.decode import image_from_bytes, to_array
+    from genspot.data.image import image_from_bytes, to_array
     from genspot.predict import Detector
 
     if len(args.runtime) > 1:
@@ -80,7 +80,7 @@ def main() -> None:
         t = time.perf_counter()
         count = sum(1 for _ in det.predict_paths([str(sub)], batch_size=256, workers=w))
         e2e[w] = count / (time.perf_counter() - t)
-    print(f"model {det.name} ({det.config['model']}, TTA {det.config.get('tta', 'none')}, {det.precision}), {n:,} images, "
+    print(f"model {det.name} ({det.spec.model}, TTA {det.spec.tta}, {det.precision}), {n:,} images, "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
     print(f"(a) decode alone   {decode:8,.0f} img/s (one process)")
     print(f"(b) model alone    {model:8,.0f} img/s")
@@ -102,7 +102,7 @@ def main() -> None:
 
 
 def compare_runtimes(args: argparse.Namespace) -> None:
-    from genspot.data.decode import image_from_bytes, to_array
+    from genspot.data.image import image_from_bytes, to_array
     from genspot.predict import Detector
 
     dets = {rt: Detector.load(args.model, runtime=rt) for rt in args.runtime}
@@ -131,7 +131,7 @@ def compare_runtimes(args: argparse.Namespace) -> None:
                 lat.append(time.perf_counter() - t)
             single[rt].append(statistics.median(lat))
     d0 = dets[args.runtime[0]]
-    print(f"model {d0.name} ({d0.config['model']}, TTA {d0.config.get('tta', 'none')}, fp32), {len(x):,} images, "
+    print(f"model {d0.name} ({d0.spec.model}, TTA {d0.spec.tta}, fp32), {len(x):,} images, "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; medians of 3 alternating rounds")
     for rt in dets:
         print(f"{rt:5s}  model alone {statistics.median(batch[rt]):8,.0f} img/s   single 32x32 JPEG p50 "
@@ -171,7 +171,7 @@ def large_image(model: str) -> None:
         subprocess.run([sys.executable, "-m", "genspot.cli", "predict", str(path), "--model", model, "--format", "json"],
                        check=True, capture_output=True)  # fmt: skip
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
-    print(f"model {det.name} ({det.config['model']}, {det.size}px, {det.policy}); 4000x3000 JPEG, {len(data) / 1e6:.1f} MB")
+    print(f"model {det.name} ({det.spec.model}, {det.size}px, {det.policy}); 4000x3000 JPEG, {len(data) / 1e6:.1f} MB")
     print(f"Detector.predict p50 {1000 * statistics.median(lat):.0f} ms (10 runs); genspot predict peak RSS {peak_mb:,.0f} MB (target < 2,048)")
 
 

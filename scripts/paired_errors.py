@@ -84,7 +84,7 @@ def on_one_split(names: list[str], data: str):
     first, decoded = None, {}
     for name in names:
         model, cfg = load_model_dir(name)
-        key = (int(cfg.get("input_size", 32)), cfg.get("input_policy", "resize"))
+        key = (cfg.input_size, cfg.input_policy)
         if key not in decoded:
             decoded[key] = load_dataset(data, size=key[0], policy=key[1], progress=False)
         ds = decoded[key]

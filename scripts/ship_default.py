@@ -38,7 +38,7 @@ def main() -> None:
     from genspot.calibrate import calibrate
     from genspot.evaluate import evaluate
     from genspot.models import count_parameters
-    from genspot.models.io import CONFIG_FILE, WEIGHTS_FILE, load_model_dir
+    from genspot.models.io import CONFIG_FILE, WEIGHTS_FILE, load_model_dir, read_spec, write_config
 
     if args.card_only:
         m = json.loads((dest / "metrics.json").read_text())
@@ -51,9 +51,7 @@ def main() -> None:
         work.mkdir()
         for f in (WEIGHTS_FILE, CONFIG_FILE):
             shutil.copy2(args.run_dir / f, work / f)
-        cfg = json.loads((work / CONFIG_FILE).read_text())
-        cfg["name"] = args.name
-        (work / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+        write_config(read_spec(work).to_config(name=args.name), work)
         cal = calibrate(work, args.data, split="val")
         ev = evaluate(work, args.data, split="val")
         ev["model_dir"] = args.name  # what `--model NAME` loads, not the temporary copy scored here
@@ -83,9 +81,9 @@ def robustness_table(path: Path | None, name: str) -> str:
     return "\n".join(lines)
 
 
-def domain_section(cfg: dict, path: Path | None, name: str) -> str:
-    """What the `domain` flag means for this detector, and its measured rates."""
-    info = cfg.get("domain")
+def domain_section(cfg, path: Path | None, name: str) -> str:
+    """What the `domain` flag means for this detector (cfg: its ModelSpec), and its measured rates."""
+    info = cfg.domain
     if not info:
         return ("No domain statistics: `domain` comes from the size and colour rule alone "
                 f"(`genspot domain fit {name} --data ../shared/data/cifake-train.zip` adds the learned score).")
@@ -118,9 +116,9 @@ def domain_section(cfg: dict, path: Path | None, name: str) -> str:
     return "\n".join(text)
 
 
-def recipe(cfg: dict) -> str:
+def recipe(cfg) -> str:
     """One line per trained network: an ensemble's config keeps each member's training recipe."""
-    members = cfg.get("ensemble") or [{"model": cfg["model"], "training": cfg["training"]}]
+    members = cfg.ensemble or [{"model": cfg.model, "training": cfg["training"]}]
     lines = []
     for i, m in enumerate(members, 1):
         t = m["training"]
@@ -134,11 +132,11 @@ def recipe(cfg: dict) -> str:
     return "\n".join(lines)
 
 
-def architecture(cfg: dict) -> str:
-    members = cfg.get("ensemble")
+def architecture(cfg) -> str:
+    members = cfg.ensemble
     if not members:
-        return f"`{cfg['model']}` {cfg.get('model_kwargs') or ''}".strip()
-    return f"`{cfg['model']}`: " + " + ".join(f"`{m['model']}`" for m in members) + ", logits averaged"
+        return f"`{cfg.model}` {dict(cfg.model_kwargs) or ''}".strip()
+    return f"`{cfg.model}`: " + " + ".join(f"`{m['model']}`" for m in members) + ", logits averaged"
 
 
 def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
@@ -164,9 +162,9 @@ def write_card(args, dest: Path, cfg, ev, cal, params) -> None:
 | | |
 |---|---|
 | architecture | {architecture(cfg)} ({params:,} parameters, {size_mb:.1f} MB safetensors) |
-| input | RGB, {cfg['input_size']}x{cfg['input_size']}, ImageNet mean/std; test-time augmentation: {cfg.get('tta', 'none')} |
+| input | RGB, {cfg.input_size}x{cfg.input_size}, ImageNet mean/std; test-time augmentation: {cfg.tta} |
 | output | 2 logits (REAL, FAKE); `p_fake` = softmax(logits / T)[FAKE], T = {cal['temperature']:.3f} |
-| trained on | {cfg['data']['n_train']:,} images of the CIFAKE training split; {cfg['data']['n_val']:,} more held out for validation (seed {cfg['data']['split_seed']}, duplicate groups on one side) |
+| trained on | {cfg.data.n_train:,} images of the CIFAKE training split; {cfg.data.n_val:,} more held out for validation (seed {cfg.data.split_seed}, duplicate groups on one side) |
 | device | {args.device} |
 
 ## Training command
@@ -205,7 +203,7 @@ T = {cal['temperature']:.4f}. The temperature was fitted and measured on the sam
 
 ## Speed
 
-Batched inference on this machine: {ev['images_per_second']:,.0f} images/s (decoded 32x32 tensors, {cfg.get('tta', 'none')} TTA).
+Batched inference on this machine: {ev['images_per_second']:,.0f} images/s (decoded 32x32 tensors, {cfg.tta} TTA).
 End-to-end figures: `python benchmarks/bench_predict.py --model {args.name}` ([docs/benchmarks.md](../../../../docs/benchmarks.md)).
 
 ## Robustness

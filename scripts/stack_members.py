@@ -57,11 +57,11 @@ def cross_fitted_scores(x: np.ndarray, y: np.ndarray, folds: int = 10, seed: int
     return out
 
 
-def raw_logit_differences(model, config: dict, ds, idx: np.ndarray) -> np.ndarray:
+def raw_logit_differences(model, spec, ds, idx: np.ndarray) -> np.ndarray:
     """logit(FAKE) - logit(REAL) per image, with the model's TTA and without its temperature."""
-    from genspot.evaluate import positive_index, predict_raw_logits
+    from genspot.evaluate import predict_raw_logits
 
-    logits, pos = predict_raw_logits(model, config, ds, idx), positive_index(config)
+    logits, pos = predict_raw_logits(model, spec, ds, idx), spec.positive
     return (logits[:, pos] - logits[:, 1 - pos]).numpy().astype(np.float64)
 
 

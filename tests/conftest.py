@@ -73,14 +73,12 @@ def random_model_dir(path: Path, name: str) -> Path:
     """An untrained model directory (seeded): enough for tests of plumbing, not of accuracy."""
     import torch
 
-    from genspot.models import create_model
     from genspot.models.io import save_model_dir
+    from genspot.models.spec import ModelSpec
 
     torch.manual_seed(0)
-    cfg = {"model": name, "model_kwargs": {}, "class_names": ["REAL", "FAKE"], "positive_class": "FAKE",
-           "input_size": 32, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-           "channels_last": False, "temperature": 1.0, "tta": "flip"}  # fmt: skip
-    return save_model_dir(create_model(name).eval(), cfg, path)
+    spec = ModelSpec(model=name, tta="flip")  # every other field: the spec's defaults (32 px, resize, ImageNet mean/std)
+    return save_model_dir(spec.build().eval(), spec.to_config(), path)
 
 
 @pytest.fixture(scope="session")

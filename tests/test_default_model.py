@@ -1,6 +1,7 @@
 """The shipped detectors (default and pristine): present, small, calibrated, documented, and as good as their cards say."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,3 +68,9 @@ def test_shipped_model_reproduces_its_card_on_validation_images(name):
     card = json.loads((shipped_model_dir(name) / "metrics.json").read_text())["validation"]["accuracy"]
     # 3,000 of the validation images: within about three standard errors of the card's figure
     assert abs(acc - card) < 3 * np.sqrt(card * (1 - card) / 3000) + 0.002
+    # and 512 of them score exactly as the code before ModelSpec scored them (tests/shipped_reference.py)
+    want = json.loads((Path(__file__).parent / "data" / "shipped_scores.json").read_text())[f"{name}/cifake_val_512"]
+    idx, _ = select_indices(ds, cfg, "val")
+    idx = np.sort(np.random.default_rng(0).choice(idx, 512, replace=False))
+    assert int(idx.sum()) == want["indices_sum"]  # the same split, rebuilt from the spec's data block
+    np.testing.assert_allclose(predict_scores(model, cfg, ds, idx), want["p_fake"], rtol=0, atol=1e-6)

@@ -12,6 +12,7 @@ from genspot.distill import CACHE_FILE, soft_targets, teacher_targets
 from genspot.errors import GenspotError
 from genspot.evaluate import predict_scores
 from genspot.models.io import load_model_dir
+from genspot.data.splits import DataSpec
 from genspot.train import TrainConfig, fit
 
 
@@ -39,7 +40,7 @@ def test_student_targets_are_the_teachers_probabilities_on_train_only(toy_zip, t
     assert torch.equal(cached["indices"], torch.as_tensor(np.asarray(splits.train), dtype=torch.int64))
     assert np.allclose(cached["p_fake"].numpy(), p, atol=1e-5)
     # rebuilt from the cache (as a resumed run does): soft on train, one-hot elsewhere
-    student_data = json.loads((tmp_path / "student" / "config.json").read_text())["data"]
+    student_data = DataSpec.from_config(json.loads((tmp_path / "student" / "config.json").read_text())["data"])
     targets = teacher_targets(str(tmp_path / "teacher"), ds, splits, student_data, 1.0, tmp_path / "student")
     assert np.allclose(targets[splits.train, 1].numpy(), p, atol=1e-5)
     val = torch.as_tensor(np.asarray(splits.val))

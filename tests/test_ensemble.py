@@ -80,8 +80,8 @@ def test_ensemble_dir_scores_like_its_members_and_explains(tmp_path):
     x = torch.randn(3, 3, 32, 32)
     members = [load_model_dir(d)[0] for d in dirs]
     with torch.no_grad():
-        want = sum(predict_logits(m, cfg, x) for m in members) / 2
-        assert torch.allclose(predict_logits(model, cfg, x), want, atol=1e-5)
+        want = sum(predict_logits(m, cfg.tta, x) for m in members) / 2
+        assert torch.allclose(predict_logits(model, cfg.tta, x), want, atol=1e-5)
     for method in ("cam", "gradcam"):
         r = explain_batch(model, cfg, x, method=method, target="fake")
         assert r["layer"] in ("stages", "stages.-1")  # both: the stacked 8x8 maps of the members

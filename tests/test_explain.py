@@ -9,10 +9,11 @@ from genspot.errors import GenspotError
 from genspot.explain import METHODS, explain_batch
 from genspot.explain.layers import default_target_layer, map_shape, resolve_layer, vit_reshape
 from genspot.models import create_model
+from genspot.models.spec import ModelSpec
 
 
 def _cfg(name):
-    return {"model": name, "class_names": ["REAL", "FAKE"], "positive_class": "FAKE"}
+    return ModelSpec.from_config({"model": name, "class_names": ["REAL", "FAKE"], "positive_class": "FAKE"})
 
 
 CASES = [

@@ -366,7 +366,7 @@ def test_explain_predict_and_the_api_agree_on_p_fake(tmp_path):
         assert abs(det.predict(d / name).p_fake - p) < 1e-6
     from genspot.explain.run import explain_paths
 
-    rows = {Path(x["path"]).name: x["p_fake"] for x in explain_paths([str(d)], "default", tmp_path / "m2", progress=False).rows}
+    rows = {Path(x["path"]).name: x["p_fake"] for x in explain_paths([str(d)], Detector.load("default"), tmp_path / "m2", progress=False).rows}
     assert all(abs(rows[n] - p) < 1e-6 for n, p in pred.items()), (rows, pred)
 
 

@@ -6,6 +6,7 @@ import torch
 
 from genspot.models import count_parameters, create_model
 from genspot.models.npr import npr_residual
+from genspot.models.spec import ModelSpec
 
 
 def test_the_residual_is_zero_on_a_nearest_upsampled_image_and_not_on_others():
@@ -62,7 +63,7 @@ def test_cam_applies_to_npr_and_safe_at_their_input_size(name):
     from genspot.explain.methods import explain_batch
 
     model = create_model(name).eval()
-    cfg = {"model": name, "input_size": 64}
+    cfg = ModelSpec.from_config({"model": name, "input_size": 64})
     for method in ("cam", "gradcam"):
         r = explain_batch(model, cfg, torch.randn(2, 3, 64, 64), method=method)
         assert r["layer"] == "layer2" and r["maps"].shape == (2, 64, 64) and np.isfinite(r["maps"]).all()

@@ -184,7 +184,7 @@ def test_exported_default_gives_the_same_verdicts_on_1000_validation_images(tmp_
     t = Detector.load("default")
     o = Detector.load("default", runtime="onnx", onnx_file=tmp_path / "default.onnx")
     ds = load_dataset(SHARED_ZIP, progress=False)
-    idx, _ = select_indices(ds, t.config, "val")
+    idx, _ = select_indices(ds, t.spec, "val")
     idx = np.sort(np.random.default_rng(0).choice(idx, 1000, replace=False))
     x = ds.images[torch.as_tensor(idx)]
     pt = np.concatenate([t.p_fake(x[i : i + 250]) for i in range(0, 1000, 250)])

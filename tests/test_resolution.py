@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genspot.data.decode import to_array
+from genspot.data.image import to_array
 from genspot.errors import GenspotError
 
 from conftest import jpeg_bytes, write_zip
@@ -22,7 +22,7 @@ def run(*args, **kw):
 
 
 def test_crop_is_the_centre_at_native_resolution_and_small_images_are_upscaled():
-    from genspot.data.decode import crop_array, input_array
+    from genspot.data.image import crop_array, input_array
 
     a = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
     c = crop_array(Image.fromarray(a), 32)
@@ -34,7 +34,7 @@ def test_crop_is_the_centre_at_native_resolution_and_small_images_are_upscaled()
 
 def test_a_model_trained_at_48_px_with_crops_scores_by_its_own_policy(tmp_path):
     from genspot import Detector
-    from genspot.data.decode import crop_array
+    from genspot.data.image import crop_array
 
     rng = np.random.default_rng(0)
     members = {}
@@ -87,7 +87,7 @@ def test_a_model_directory_without_the_new_keys_resizes_as_before():
 
 
 def test_the_stored_square_has_room_for_random_crops_and_its_centre_is_the_evaluated_crop():
-    from genspot.data.decode import crop_array, stored_crop
+    from genspot.data.image import crop_array, stored_crop
 
     rng = np.random.default_rng(1)
     for h, w in [(80, 90), (81, 96), (70, 70), (52, 61), (48, 50), (30, 40)]:  # big, odd, between S and 1.25 S, under S

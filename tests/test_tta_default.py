@@ -18,11 +18,11 @@ def test_flip_tta_averages_the_two_views():
     m = create_model("cifake_cnn").eval()
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
-        plain = predict_logits(m, {"tta": "none"}, x)
-        tta = predict_logits(m, {"tta": "flip"}, x)
+        plain = predict_logits(m, "none", x)
+        tta = predict_logits(m, "flip", x)
         want = (m(x) + m(x.flip(3))) / 2
         # the flipped batch scores the same under TTA: averaging makes the model mirror-invariant
-        tta_flipped = predict_logits(m, {"tta": "flip"}, x.flip(3))
+        tta_flipped = predict_logits(m, "flip", x.flip(3))
     assert torch.allclose(plain, m(x).detach())
     assert torch.allclose(tta, want, atol=1e-6)
     assert torch.allclose(tta, tta_flipped, atol=1e-5)
@@ -34,13 +34,13 @@ def test_d4_tta_averages_eight_views_and_is_invariant_to_them():
     m = create_model("cifake_cnn").eval()  # flatten head: no symmetry of its own
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
-        d4 = predict_logits(m, {"tta": "d4"}, x)
+        d4 = predict_logits(m, "d4", x)
         turns = [torch.rot90(x, k, (2, 3)) for k in range(4)]
         want = sum(m(v) for v in turns + [t.flip(3) for t in turns]) / 8
         for v in (x.transpose(2, 3), x.flip(2), torch.rot90(x, 1, (2, 3))):
-            assert torch.allclose(predict_logits(m, {"tta": "d4"}, v), d4, atol=1e-4)
+            assert torch.allclose(predict_logits(m, "d4", v), d4, atol=1e-4)
     assert torch.allclose(d4, want, atol=1e-5)
-    assert not torch.allclose(d4, predict_logits(m, {"tta": "flip"}, x).detach(), atol=1e-4)
+    assert not torch.allclose(d4, predict_logits(m, "flip", x).detach(), atol=1e-4)
 
 
 def test_default_name_resolves_to_the_package_folder(tmp_path, monkeypatch):

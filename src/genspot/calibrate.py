@@ -4,7 +4,6 @@ softmax(logits / T) is calibrated; `p_fake` everywhere is this calibrated probab
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ import torch.nn.functional as F
 from genspot.data import load_dataset
 from genspot.data.batches import Batches
 from genspot.evaluate import select_indices
-from genspot.models.io import CONFIG_FILE, load_model_dir, resolve_model_dir
+from genspot.models.io import load_model_dir, resolve_model_dir, write_config
+from genspot.models.spec import ModelSpec
 from genspot.models.tta import predict_logits
 
 
@@ -48,17 +48,17 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 @torch.no_grad()  # not inference_mode: the logits feed the temperature fit's autograd
-def _logits(model, cfg, ds, idx) -> torch.Tensor:
-    b = Batches(ds.images, ds.labels, idx, batch_size=512, mean=cfg["mean"], std=cfg["std"], channels_last=cfg.get("channels_last", False))
-    return torch.cat([predict_logits(model, cfg, x) for x, _ in b])
+def _logits(model, spec: ModelSpec, ds, idx) -> torch.Tensor:
+    b = Batches(ds.images, ds.labels, idx, batch_size=512, mean=spec.mean, std=spec.std, channels_last=spec.channels_last)
+    return torch.cat([predict_logits(model, spec.tta, x) for x, _ in b])
 
 
 def calibrate(model_dir: str | Path, data: str | Path, split: str = "val", progress: bool = True) -> dict[str, Any]:
     """Fit T on the model's validation split, store it in config.json; returns ECE before and after."""
-    model, cfg = load_model_dir(model_dir)
-    ds = load_dataset(data, size=int(cfg.get("input_size", 32)), policy=cfg.get("input_policy", "resize"), progress=progress)
-    idx, desc = select_indices(ds, cfg, split)
-    logits = _logits(model, cfg, ds, idx)
+    model, spec = load_model_dir(model_dir)
+    ds = load_dataset(data, size=spec.input_size, policy=spec.input_policy, progress=progress)
+    idx, desc = select_indices(ds, spec, split)
+    logits = _logits(model, spec, ds, idx)
     labels = ds.labels[torch.as_tensor(idx)]
     t = fit_temperature(logits, labels)
     y = labels.numpy()
@@ -73,9 +73,5 @@ def calibrate(model_dir: str | Path, data: str | Path, split: str = "val", progr
         "nll_before": float(F.cross_entropy(logits, labels)),
         "nll_after": float(F.cross_entropy(logits / t, labels)),
     }
-    path = resolve_model_dir(model_dir) / CONFIG_FILE
-    full = json.loads(path.read_text())
-    full["temperature"] = t
-    full["calibration"] = res
-    path.write_text(json.dumps(full, indent=2) + "\n")
+    write_config(spec.to_config(temperature=t, calibration=res), resolve_model_dir(model_dir))
     return res

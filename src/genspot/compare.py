@@ -19,6 +19,7 @@ from typing import Any
 from genspot.errors import GenspotError
 from genspot.evaluate import evaluate
 from genspot.progress import console
+from genspot.recipes import study_recipe as recipe_for
 from genspot.train import TrainConfig, fit, load_run_config
 
 STUDY_MODELS = ["cifake_cnn", "vgg16", "efficientnet_b0", "efficientnetv2_b0", "vit_p2"]
@@ -33,50 +34,6 @@ REPORTED: dict[str, dict[str, float]] = {
     "efficientnetv2_b0": {"study": 0.9397},
     "vit_p2": {"study": 0.8845},
 }
-
-
-@dataclass
-class Recipe:
-    """How one model is trained; every field maps onto a `genspot train` option."""
-
-    epochs: int
-    optimizer: str = "sgd"
-    lr: float | None = None
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    augment: str = "flip-crop"
-    precision: str = "32"
-    batch_size: int = 128
-    schedule: str = "onecycle"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    why: str = ""
-
-
-# Chosen to fit the study protocol (10k training images) into 2 hours on 2 CPU cores.
-# bf16 where it is faster on this CPU (plain convs), fp32 where it is not (depthwise, attention).
-STUDY_RECIPES: dict[str, Recipe] = {
-    "cifake_cnn": Recipe(40, "sgd", 0.05, precision="bf16", why="tiny net: many cheap epochs"),
-    "vgg16": Recipe(12, "sgd", 0.01, precision="bf16", why="no batch norm: low peak LR after warm-up, Kaiming init"),
-    "efficientnet_b0": Recipe(20, "adamw", 1e-3, weight_decay=0.05, why="the study's architecture as is (1x1 last map)"),
-    "efficientnetv2_b0": Recipe(45, "adamw", 1e-3, weight_decay=0.05, model_kwargs={"stem_stride": 1},
-                                why="CIFAR-style stem (stride 1): 2x2 last map instead of 1x1; 15 epochs gave 92.9%, 30 gave 93.8%, short of the study"),
-    "vit_p2": Recipe(10, "adamw", 1e-3, weight_decay=0.05, label_smoothing=0.1, why="slowest model: epochs cut to fit"),
-    "spot_resnet_s": Recipe(25, "sgd", 0.05, precision="bf16", label_smoothing=0.05, why="genspot candidate"),
-    "spot_resnet": Recipe(15, "sgd", 0.05, precision="bf16", label_smoothing=0.05, why="genspot candidate"),
-}  # fmt: skip
-# The full protocol has 9x the training images per epoch: fewer epochs.
-FULL_EPOCHS = {"cifake_cnn": 10, "vgg16": 4, "efficientnet_b0": 6, "efficientnetv2_b0": 6, "vit_p2": 2,
-               "spot_resnet_s": 8, "spot_resnet": 5}  # fmt: skip
-
-
-def recipe_for(model: str, protocol: str, epochs: int | None = None) -> Recipe:
-    base = STUDY_RECIPES.get(model, Recipe(10))
-    r = Recipe(**asdict(base))
-    if protocol == "full":
-        r.epochs = FULL_EPOCHS.get(model, max(2, base.epochs // 4))
-    if epochs is not None:
-        r.epochs = epochs
-    return r
 
 
 @dataclass
@@ -108,16 +65,14 @@ def _rows(cfg: CompareConfig) -> list[tuple[str, str, str | None]]:
 
 
 def _train_config(model: str, cfg: CompareConfig, run_dir: Path, pretrained: str | None) -> TrainConfig:
-    r = recipe_for(model, cfg.protocol, cfg.epochs)
-    kwargs = dict(r.model_kwargs)
+    options = dict(recipe_for(model, cfg.protocol, cfg.epochs).options)  # the study-<model> recipe (recipes.py)
+    kwargs = dict(options.pop("model_kwargs", {}))
     if pretrained and model == "vgg16":
         kwargs["freeze_blocks"] = 4  # the study's transfer set-up: only block 5 and the head learn
-    return TrainConfig(
-        model=model, data=cfg.data, out=str(run_dir), epochs=r.epochs, batch_size=cfg.batch_size or r.batch_size, lr=r.lr,
-        optimizer=r.optimizer, schedule=r.schedule, weight_decay=r.weight_decay, label_smoothing=r.label_smoothing,
-        augment=r.augment, seed=cfg.seed, protocol=cfg.protocol, device=cfg.device, precision=cfg.precision or r.precision,
-        pretrained=pretrained, model_kwargs=kwargs, progress=cfg.progress, train_sources=cfg.train_sources,
-    )  # fmt: skip
+    options.update(model=model, data=cfg.data, out=str(run_dir), seed=cfg.seed, protocol=cfg.protocol, device=cfg.device,
+                   pretrained=pretrained, model_kwargs=kwargs, progress=cfg.progress, train_sources=cfg.train_sources)  # fmt: skip
+    options.update({k: v for k, v in (("batch_size", cfg.batch_size), ("precision", cfg.precision)) if v})  # compare's overrides
+    return TrainConfig(**options)
 
 
 def _init_text(model: str, pretrained: str | None) -> str:
@@ -166,7 +121,7 @@ def _train_one(row: str, model: str, pretrained: str | None, cfg: CompareConfig,
         "test_split": ev["split"],
         "inference_images_per_second": ev["images_per_second"],
         "reported": REPORTED.get(model, {}),
-        "recipe": asdict(r) | {"precision": tcfg.precision, "model_kwargs": tcfg.model_kwargs},
+        "recipe": r.row() | {"precision": tcfg.precision, "model_kwargs": tcfg.model_kwargs},
         "val_curve": [x["val_accuracy"] for x in rows],
         "run_dir": str(run_dir),
     }

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from genspot.errors import GenspotError
+from genspot.models.spec import ModelSpec
 from genspot.progress import console
 
 
@@ -42,18 +43,17 @@ class BenchmarkConfig:
     extra: dict = field(default_factory=dict)
 
 
-def eval_indices(ds, model_cfg: dict[str, Any], source: str) -> tuple[np.ndarray, str]:
+def eval_indices(ds, spec: ModelSpec, source: str) -> tuple[np.ndarray, str]:
     """The held-out images of one source for a model, and how they were chosen (see the module's docstring)."""
     from genspot.data.splits import splits_from_config
 
-    data_cfg = model_cfg.get("data", {})
-    pool_split = data_cfg.get("source_split")
+    pool_split = spec.data.source_split
     mine = ds.sources == source
     held = [s for s in ("test", "val") if s in set(ds.splits.tolist()) and s != pool_split]
     if held:
         return np.flatnonzero(mine & np.isin(ds.splits, held)), "/".join(held) + " split"
-    if source in (data_cfg.get("sources") or []):
-        val = splits_from_config(ds, data_cfg).val
+    if source in (spec.data.sources or ()):
+        val = splits_from_config(ds, spec.data).val
         return val[ds.sources[val] == source], "the model's validation split"
     return np.flatnonzero(mine), "all its images (not trained on)"
 
@@ -72,7 +72,7 @@ def score_sources(model_dir: str | Path, ds, sources: list[str]) -> list[dict[st
         p = predict_scores(model, cfg, ds, idx)
         row = per_source_metrics(ds.sources[idx], ds.labels.numpy()[idx], p)[0]
         row["chosen"] = how
-        row["trained_on"] = src in (cfg.get("data", {}).get("sources") or [])
+        row["trained_on"] = src in (cfg.data.sources or ())
         rows.append(row)
     return rows
 

@@ -21,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from genspot.data import DecodedSet, Splits
+from genspot.data.splits import DataSpec
 from genspot.errors import GenspotError
 from genspot.evaluate import predict_scores
 from genspot.models.io import CONFIG_FILE, WEIGHTS_FILE, load_model_dir, resolve_model_dir, split_differences
@@ -48,7 +49,7 @@ def teacher_targets(
     teacher: str,
     ds: DecodedSet,
     splits: Splits,
-    student_data: dict,
+    student_data: DataSpec,
     weight: float,
     out: Path,
     device: str = "cpu",
@@ -56,7 +57,7 @@ def teacher_targets(
 ) -> torch.Tensor:
     """(len(ds), 2) float targets on the CPU: soft for the training images, one-hot elsewhere."""
     model, cfg = load_model_dir(teacher)  # a clear error for a missing teacher; checked on resume too
-    diff = split_differences(cfg, {"data": student_data})
+    diff = split_differences(cfg.data, student_data)
     if diff:  # a teacher that saw the student's validation images would leak them into its targets
         raise GenspotError(f"teacher {teacher} was trained on another split ({', '.join(diff)} differ); "
                            "it may have seen this run's validation images")  # fmt: skip

@@ -22,16 +22,17 @@ A model directory without them still gets the rule.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from genspot.data.image import ImageFacts
+from genspot.models.spec import ModelSpec
 
 DOMAIN_FILE = "domain.safetensors"
 QUANTILE = 0.95  # the share of in-distribution validation images the learned score lets through
@@ -41,18 +42,16 @@ GRAY_RARE = 0.01  # grayscale below this share of every class: the model never l
 GRAY_SHORTCUT = 3.0  # one class this many times grayer than another: "no colour" is a learned shortcut
 
 
-@dataclass
-class ImageFacts:
-    """What the rule needs to know about one image, read while decoding it."""
+def head_linear(model: nn.Module, name: str | None = None) -> nn.Module:
+    """The layer whose input is the penultimate feature vector: the one the model's registration
+    names (feature_layer), else its last linear layer."""
+    if name is not None:
+        from genspot.models.layers import resolve_layer
+        from genspot.models.registry import model_entry
 
-    width: int
-    height: int
-    format: str | None = None  # PIL's format name (JPEG, PNG, ...), None for arrays and PIL images made in memory
-    mode: str | None = None  # PIL's mode before conversion to RGB
-
-
-def head_linear(model: nn.Module) -> nn.Linear:
-    """The model's last linear layer: its input is the penultimate feature vector."""
+        path = model_entry(name).feature_layer
+        if path is not None:
+            return resolve_layer(model, path)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"{type(model).__name__} has no linear layer to read features from")
@@ -60,22 +59,22 @@ def head_linear(model: nn.Module) -> nn.Linear:
 
 
 @contextlib.contextmanager
-def feature_tap(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+def feature_tap(model: nn.Module, name: str | None = None) -> Iterator[list[torch.Tensor]]:
     """Collect the head's input, (B, D) per forward pass, while the block runs."""
     seen: list[torch.Tensor] = []
-    handle = head_linear(model).register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().float().flatten(1)))
+    handle = head_linear(model, name).register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().float().flatten(1)))
     try:
         yield seen
     finally:
         handle.remove()
 
 
-def logits_and_features(model: nn.Module, config: dict[str, Any], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def logits_and_features(model: nn.Module, spec: ModelSpec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """TTA logits as every scorer computes them, and the penultimate features averaged over the same views."""
     from genspot.models.tta import predict_logits
 
-    with feature_tap(model) as seen:
-        logits = predict_logits(model, config, x)
+    with feature_tap(model, spec.model) as seen:
+        logits = predict_logits(model, spec.tta, x)
     return logits, torch.stack(seen).mean(0)
 
 
@@ -95,15 +94,15 @@ class DomainStats:
         return m2.min(1).values.sqrt().numpy()
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike, config: dict[str, Any]) -> DomainStats | None:
-        info = config.get("domain")
+    def load(cls, model_dir: str | os.PathLike, spec: ModelSpec) -> DomainStats | None:
+        info = spec.domain
         path = Path(model_dir) / DOMAIN_FILE
         if not info or not path.is_file():
             return None
         from safetensors.torch import load_file
 
         t = load_file(str(path))
-        return cls(t["means"], t["precision"], info)
+        return cls(t["means"], t["precision"], dict(info))
 
 
 def fit_gaussians(feats: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,7 +123,7 @@ def is_gray(arr: np.ndarray) -> bool:
     return bool(np.abs(a[0] - a[1]).max() <= GRAY_TOLERANCE and np.abs(a[1] - a[2]).max() <= GRAY_TOLERANCE)
 
 
-def rule_reasons(facts: ImageFacts | None, arr: np.ndarray, config: dict[str, Any], mode: str = "auto",
+def rule_reasons(facts: ImageFacts | None, arr: np.ndarray, spec: ModelSpec, mode: str = "auto",
                  label: str | None = None) -> list[str]:
     """Why the image is outside what the model's config says it was trained on (empty: nothing found).
 
@@ -132,13 +131,13 @@ def rule_reasons(facts: ImageFacts | None, arr: np.ndarray, config: dict[str, An
     or when grayscale was concentrated in one class and the verdict is that class (then "no
     colour" may be all the verdict rests on)."""
     reasons = []
-    size = int(config.get("input_size", 32))
-    info = config.get("domain") or {}
+    size = spec.input_size
+    info = spec.domain or {}
     lo, hi = info.get("train_sizes", [[size, size], [size, size]])  # smallest and largest (w, h) seen in training
     if facts is not None:
         w, h = facts.width, facts.height
-        policy = config.get("input_policy", "resize")
-        mode = policy if mode == "auto" else mode  # what the image went through: resize, crop or tiles
+        policy = spec.input_policy
+        mode = spec.resolve_mode(mode)  # what the image went through: resize, crop or tiles
         if mode == "crop" and min(w, h) < size:
             reasons.append(f"{w}x{h} image upscaled to fill a {size}x{size} crop; the model reads native pixels")
         elif mode == "crop" and policy == "resize" and (w, h) != (size, size):
@@ -172,6 +171,25 @@ def _gray_reason(shares: dict[str, float] | None, label: str | None) -> str | No
     return None
 
 
+class DomainCheck:
+    """The domain check of one model: its rule (from the spec) and its learned score (from the
+    statistics beside its weights, None: the rule alone). Never changes a verdict; says whether
+    the image is inside what the model was trained on, and why not."""
+
+    def __init__(self, spec: ModelSpec, stats: DomainStats | None) -> None:
+        self.spec, self.stats = spec, stats
+
+    def __call__(self, facts: ImageFacts | None, arr: np.ndarray, score: float | None, mode: str,
+                 label: str | None = None) -> tuple[str, str | None]:  # fmt: skip
+        """("in" | "out", the reasons or None) for one image: `arr` is what the model saw of it under
+        the resolved `mode`, `score` its learned score from the verdict's own forward pass."""
+        reasons = rule_reasons(facts, arr, self.spec, mode, label)
+        if score is not None and self.stats is not None:
+            learned = learned_reason(score, self.stats.threshold)
+            reasons += [learned] if learned else []
+        return verdict(reasons)
+
+
 def learned_reason(score: float, threshold: float) -> str | None:
     return f"features unlike the training data (score {score:.1f} > {threshold:.1f})" if score > threshold else None
 
@@ -184,24 +202,22 @@ def verdict(reasons: list[str]) -> tuple[str, str | None]:
 
 
 @torch.inference_mode()
-def features_of(model: nn.Module, config: dict[str, Any], images: torch.Tensor, batch_size: int = 256,
+def features_of(model: nn.Module, spec: ModelSpec, images: torch.Tensor, batch_size: int = 256,
                 progress: str | None = None, with_p_fake: bool = False) -> torch.Tensor | tuple[torch.Tensor, np.ndarray]:
     """(N, D) penultimate features of uint8 (N, 3, S, S) images, TTA-averaged, as Detector computes them
     (and the calibrated p_fake of the same pass, with_p_fake)."""
     from genspot.data.batches import normalize
-    from genspot.models.io import positive_index
     from genspot.progress import progress_bar
 
     out, ps = [], []
-    pos = positive_index(config)
     with progress_bar(progress or "features", total=len(images), unit="img", enabled=progress is not None) as bar:
         for i in range(0, len(images), batch_size):
-            x = normalize(images[i : i + batch_size], config["mean"], config["std"])
-            if config.get("channels_last"):
+            x = normalize(images[i : i + batch_size], spec.mean, spec.std)
+            if spec.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits, feats = logits_and_features(model, config, x)
+            logits, feats = logits_and_features(model, spec, x)
             out.append(feats)
-            ps.append(torch.softmax(logits.float() / float(config.get("temperature", 1.0)), 1)[:, pos].numpy())
+            ps.append(spec.p_fake_np(logits))
             bar.advance(len(x))
     return (torch.cat(out), np.concatenate(ps)) if with_p_fake else torch.cat(out)
 
@@ -224,27 +240,26 @@ def fit_domain(model_dir: str | os.PathLike, data: str | os.PathLike, n_fit: int
     from genspot.data import load_dataset
     from genspot.data.splits import splits_from_config
     from genspot.errors import GenspotError
-    from genspot.models.io import CONFIG_FILE, load_model_dir, resolve_model_dir
+    from genspot.models.io import load_model_dir, read_spec, resolve_model_dir, write_config
 
     d = resolve_model_dir(model_dir)
-    model, cfg = load_model_dir(d)
-    data_cfg = cfg.get("data", {})
-    ds = load_dataset(data, size=int(cfg.get("input_size", 32)), policy=cfg.get("input_policy", "resize"), progress=progress)
-    if data_cfg.get("fingerprint") != ds.fingerprint:
+    model, spec = load_model_dir(d)
+    ds = load_dataset(data, size=spec.input_size, policy=spec.input_policy, progress=progress)
+    if spec.data.fingerprint != ds.fingerprint:
         raise GenspotError(f"{data} is not the data {d} was trained on (fingerprints differ): its training split cannot be rebuilt")
-    s = splits_from_config(ds, data_cfg)
+    s = splits_from_config(ds, spec.data)
     rng = np.random.default_rng(seed)
     fit_idx = np.sort(rng.choice(s.train, size=min(n_fit, len(s.train)), replace=False))
     thr_idx, check_idx = _halves(s.val, seed)
     labels = ds.labels[fit_idx]
-    feats = features_of(model, cfg, ds.images[fit_idx], progress="domain: training features" if progress else None)
-    means, precision = fit_gaussians(feats, labels, len(cfg.get("class_names", ["REAL", "FAKE"])))
+    feats = features_of(model, spec, ds.images[fit_idx], progress="domain: training features" if progress else None)
+    means, precision = fit_gaussians(feats, labels, len(spec.class_names))
     stats = DomainStats(means, precision, {"threshold": 0.0})
-    thr_scores = stats.score(features_of(model, cfg, ds.images[thr_idx], progress="domain: threshold half" if progress else None))
+    thr_scores = stats.score(features_of(model, spec, ds.images[thr_idx], progress="domain: threshold half" if progress else None))
     threshold = float(np.quantile(thr_scores, quantile))
     sizes = ds.sizes[fit_idx]
     gray = np.array([is_gray(a) for a in ds.images[fit_idx].numpy()])
-    names = cfg.get("class_names", ["REAL", "FAKE"])
+    names = spec.class_names
     gray_share = {names[c]: round(float(gray[labels.numpy() == c].mean()), 4) for c in range(len(names))}
     info = {
         "method": "mahalanobis (shared covariance, nearest class mean; Lee et al. 2018)",
@@ -262,11 +277,7 @@ def fit_domain(model_dir: str | os.PathLike, data: str | os.PathLike, n_fit: int
     tmp = d / (DOMAIN_FILE + ".tmp")
     save_file({"means": means.contiguous(), "precision": precision.contiguous()}, str(tmp))
     os.replace(tmp, d / DOMAIN_FILE)
-    cfg = json.loads((d / CONFIG_FILE).read_text())
-    cfg["domain"] = info
-    tmp_c = d / (CONFIG_FILE + ".tmp")
-    tmp_c.write_text(json.dumps(cfg, indent=2) + "\n")
-    os.replace(tmp_c, d / CONFIG_FILE)
+    write_config(read_spec(d).to_config(domain=info), d)
     return info
 
 

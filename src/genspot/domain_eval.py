@@ -52,13 +52,12 @@ def _large_scenes(n: int, seed: int) -> list[bytes]:
 
 
 def _decoded(blobs: list[tuple[str, bytes]], size: int, policy: str = "resize") -> tuple[torch.Tensor, list[ImageFacts]]:
-    from genspot.data.decode import input_array
-    from genspot.predict import decode
+    from genspot.data.image import read_input
 
     arrays, facts = [], []
     for _, data in blobs:
-        img, f = decode(data)
-        arrays.append(input_array(img, size, policy))
+        a, f = read_input(data, size, policy)
+        arrays.append(a)
         facts.append(f)
     return torch.from_numpy(np.stack(arrays)), facts
 
@@ -84,12 +83,11 @@ def evaluate_domain(model_dir: str, data: str | Path, others: dict[str, str] | N
     stats = DomainStats.load(d, cfg)
     if stats is None:
         raise GenspotError(f"{model_dir} has no domain statistics; run `genspot domain fit {model_dir} --data ...` first")
-    info, size = cfg["domain"], int(cfg.get("input_size", 32))
-    data_cfg = cfg.get("data", {})
-    ds = load_dataset(data, size=size, progress=progress, policy=cfg.get("input_policy", "resize"))
-    if data_cfg.get("fingerprint") != ds.fingerprint:
+    info, size = cfg.domain, cfg.input_size
+    ds = load_dataset(data, size=size, progress=progress, policy=cfg.input_policy)
+    if cfg.data.fingerprint != ds.fingerprint:
         raise GenspotError(f"{data} is not the data {model_dir} was trained on (fingerprints differ)")
-    s = splits_from_config(ds, data_cfg)
+    s = splits_from_config(ds, cfg.data)
     _, check = _halves(s.val, info["fitted_on"]["seed"])
     threshold = stats.threshold
 
@@ -101,7 +99,7 @@ def evaluate_domain(model_dir: str, data: str | Path, others: dict[str, str] | N
         return None if y is None else round(float(((p >= 0.5).astype(np.int64) == y).mean()), 4)
 
     def flags(images: torch.Tensor, facts: list[ImageFacts | None], sc: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-        names = cfg.get("class_names", ["REAL", "FAKE"])
+        names = cfg.class_names
         verdicts = ["FAKE" if v >= 0.5 else "REAL" for v in p] if "FAKE" in names else [None] * len(p)
         rule = np.array([bool(rule_reasons(f, a, cfg, "auto", v)) for f, a, v in zip(facts, images.numpy(), verdicts)])
         learned = sc > threshold
@@ -115,7 +113,7 @@ def evaluate_domain(model_dir: str, data: str | Path, others: dict[str, str] | N
     learned_share, all_share = flags(in_images, in_facts, in_scores, in_p)
     lo, hi = _share_ci(in_scores > threshold)
     result: dict[str, Any] = {
-        "model": cfg.get("name") or str(model_dir), "threshold": threshold, "quantile": info["quantile"],
+        "model": cfg.name or str(model_dir), "threshold": threshold, "quantile": info["quantile"],
         "in_distribution": {"set": f"validation check half (seed {info['fitted_on']['seed']}; not used to fit or threshold)",
                             "n": int(len(check)), "flagged_by_score": learned_share, "flagged_by_score_ci95": [lo, hi],
                             "flagged_by_check": all_share, "score_median": float(np.median(in_scores)),
@@ -141,11 +139,11 @@ def evaluate_domain(model_dir: str, data: str | Path, others: dict[str, str] | N
                                       for a in base.numpy()]))  # fmt: skip
     add("grayscale", f"{n:,} check-half images in grayscale (luminance copied to R, G, B)", gray,
         [ImageFacts(f.width, f.height, "JPEG", "L") for f in base_facts], y)
-    large, large_facts = _decoded([("", b) for b in _large_scenes(N_LARGE, seed)], size, cfg.get("input_policy", "resize"))
+    large, large_facts = _decoded([("", b) for b in _large_scenes(N_LARGE, seed)], size, cfg.input_policy)
     add("large scenes", f"{N_LARGE} generated 1024x768 JPEG scenes (smooth random colour fields with noise), resized as predict does", large, large_facts)
     for name, path in (others or {}).items():
         files = _files(path)
-        images, facts = _decoded(files, size, cfg.get("input_policy", "resize"))
+        images, facts = _decoded(files, size, cfg.input_policy)
         labels = [_label_of(n) for n, _ in files]
         y_other = np.array(labels) if all(v is not None for v in labels) else None
         add(name, f"{len(images):,} images of {path}, resized as predict does", images, facts, y_other)

@@ -16,7 +16,8 @@ from genspot.data import LABELS, DecodedSet, load_dataset
 from genspot.data.splits import splits_from_config
 from genspot.data.batches import Batches
 from genspot.errors import GenspotError
-from genspot.models.io import load_model_dir, positive_index
+from genspot.models.io import load_model_dir
+from genspot.models.spec import ModelSpec
 from genspot.models.tta import predict_logits
 from genspot.progress import progress_bar
 
@@ -26,7 +27,7 @@ SPLIT_CHOICES = ("auto", "test", "val", "train", "all")
 @torch.inference_mode()
 def predict_raw_logits(
     model: torch.nn.Module,
-    config: dict[str, Any],
+    spec: ModelSpec,
     ds: DecodedSet,
     idx: np.ndarray,
     batch_size: int = 512,
@@ -34,30 +35,30 @@ def predict_raw_logits(
 ) -> torch.Tensor:
     """(N, classes) float logits for ds.images[idx], in order: TTA applied, no temperature."""
     batches = Batches(
-        ds.images, ds.labels, idx, batch_size=batch_size, mean=config["mean"], std=config["std"],
-        channels_last=config.get("channels_last", False),
+        ds.images, ds.labels, idx, batch_size=batch_size, mean=spec.mean, std=spec.std,
+        channels_last=spec.channels_last,
     )  # fmt: skip
     device = next(model.parameters()).device
     out = []
     with progress_bar("scoring", total=len(idx), unit="img", enabled=progress) as bar:
         for x, _ in batches:
-            out.append(predict_logits(model, config, x.to(device)).float().cpu())
+            out.append(predict_logits(model, spec.tta, x.to(device)).float().cpu())
             bar.advance(len(x))
-    return torch.cat(out) if out else torch.zeros(0, len(config.get("class_names", LABELS)))
+    return torch.cat(out) if out else torch.zeros(0, len(spec.class_names))
 
 
 def predict_scores(
     model: torch.nn.Module,
-    config: dict[str, Any],
+    spec: ModelSpec,
     ds: DecodedSet,
     idx: np.ndarray,
     batch_size: int = 512,
     progress: bool = False,
 ) -> np.ndarray:
     """Calibrated P(FAKE) for ds.images[idx], in order."""
-    logits = predict_raw_logits(model, config, ds, idx, batch_size, progress) / float(config.get("temperature", 1.0))
+    logits = predict_raw_logits(model, spec, ds, idx, batch_size, progress)
     # contiguous, as before: callers save it (safetensors refuses a strided view)
-    return torch.softmax(logits, 1)[:, positive_index(config)].contiguous().numpy()
+    return spec.p_fake(logits).contiguous().numpy()
 
 
 def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -149,7 +150,7 @@ def per_source_metrics(sources: np.ndarray, y: np.ndarray, p_fake: np.ndarray, t
     return rows
 
 
-def select_indices(ds: DecodedSet, config: dict[str, Any], split: str) -> tuple[np.ndarray, str]:
+def select_indices(ds: DecodedSet, spec: ModelSpec, split: str) -> tuple[np.ndarray, str]:
     """Which images to evaluate on, and a description of that choice.
 
     auto: the archive's test split if it has one; else, when this is the model's own
@@ -163,10 +164,9 @@ def select_indices(ds: DecodedSet, config: dict[str, Any], split: str) -> tuple[
         return np.arange(len(ds)), "all"
     if split in ("auto", "test") and "test" in names:
         return ds.indices("test"), "test"
-    data_cfg = config.get("data", {})
-    same_data = data_cfg.get("fingerprint") == ds.fingerprint
+    same_data = spec.data.fingerprint == ds.fingerprint
     if split in ("auto", "val", "test") and same_data:
-        s = splits_from_config(ds, data_cfg)
+        s = splits_from_config(ds, spec.data)
         if split in ("auto", "test") and s.test is not None:
             return s.test, f"{s.protocol}-protocol test (carved from training data, seed {s.seed})"
         if split in ("auto", "val"):
@@ -194,18 +194,18 @@ def evaluate(
 
     sample: score a seeded random sample of this many images of the chosen split (in their
     original order) instead of all of them."""
-    model, cfg = load_model_dir(model_dir)
-    ds = load_dataset(data, size=cfg.get("input_size", 32), policy=cfg.get("input_policy", "resize"), workers=workers, progress=progress)
-    idx, desc = select_indices(ds, cfg, split)
+    model, spec = load_model_dir(model_dir)
+    ds = load_dataset(data, size=spec.input_size, policy=spec.input_policy, workers=workers, progress=progress)
+    idx, desc = select_indices(ds, spec, split)
     if len(idx) == 0:
         raise GenspotError(f"no images to evaluate in split {split!r}")
     if sample is not None and sample < len(idx):
         idx = np.sort(np.random.default_rng(seed).choice(idx, size=sample, replace=False))
         desc = f"{desc}; a seeded sample of {sample:,} (seed {seed})"
     t0 = time.perf_counter()
-    p = predict_scores(model, cfg, ds, idx, batch_size=batch_size, progress=progress)
+    p = predict_scores(model, spec, ds, idx, batch_size=batch_size, progress=progress)
     secs = time.perf_counter() - t0
-    res = {"model": cfg["model"], "model_dir": str(model_dir), "data": str(data), "split": desc}
+    res = {"model": spec.model, "model_dir": str(model_dir), "data": str(data), "split": desc}
     res.update(classification_metrics(ds.labels.numpy()[idx], p))
     res["per_source"] = per_source_metrics(ds.sources[idx], ds.labels.numpy()[idx], p)
     res["images_per_second"] = round(len(idx) / secs, 1) if secs > 0 else None

@@ -33,7 +33,8 @@ from torch import nn
 from genspot.data.batches import normalize
 from genspot.domain import logits_and_features
 from genspot.errors import GenspotError
-from genspot.models.io import WEIGHTS_FILE, load_model_dir, positive_index, resolve_model_dir
+from genspot.models.io import WEIGHTS_FILE, load_model_dir, resolve_model_dir
+from genspot.models.spec import ModelSpec
 
 OPSET = 17
 ONNX_FILE = "model.onnx"
@@ -62,17 +63,14 @@ def weights_sha256(model_dir: str | os.PathLike) -> str:
 class _Graph(nn.Module):
     """uint8 images -> (TTA logits, calibrated p_fake, features): what the ONNX file computes."""
 
-    def __init__(self, model: nn.Module, config: dict[str, Any]) -> None:
+    def __init__(self, model: nn.Module, spec: ModelSpec) -> None:
         super().__init__()
-        self.model, self.config = model, config
-        self.temperature = float(config.get("temperature", 1.0))
-        self.positive = positive_index(config)
+        self.model, self.spec = model, spec
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = normalize(images, self.config["mean"], self.config["std"])  # the scorers' own normalisation, traced
-        logits, feats = logits_and_features(self.model, self.config, x)
-        p = torch.softmax(logits / self.temperature, 1)[:, self.positive]
-        return logits, p, feats
+        x = normalize(images, self.spec.mean, self.spec.std)  # the scorers' own normalisation, traced
+        logits, feats = logits_and_features(self.model, self.spec, x)
+        return logits, self.spec.p_fake(logits), feats
 
 
 def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, opset: int = OPSET,
@@ -81,9 +79,9 @@ def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, ops
     was written. `sha256`: the weights' hash, when the caller has it already."""
     onnx = require("onnx")
     d = resolve_model_dir(model_dir)
-    model, config = load_model_dir(d)
-    size = int(config.get("input_size", 32))
-    graph = _Graph(model, config).eval()
+    model, spec = load_model_dir(d)
+    size = spec.input_size
+    graph = _Graph(model, spec).eval()
     out = Path(out)
     if not out.parent.is_dir():
         raise GenspotError(f"cannot write {out}: folder {out.parent} does not exist")
@@ -99,16 +97,16 @@ def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, ops
     except Exception as e:  # noqa: BLE001 - whatever the tracer cannot express, said in one line
         tmp.unlink(missing_ok=True)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise GenspotError(f"cannot export {config.get('model')!r} to ONNX: {first}") from None
+        raise GenspotError(f"cannot export {spec.model!r} to ONNX: {first}") from None
     m = onnx.load(str(tmp))
-    meta = {"genspot_config": json.dumps(config), "genspot_weights_sha256": sha256 or weights_sha256(d), "genspot_opset": str(opset)}
+    meta = {"genspot_config": json.dumps(spec.to_config()), "genspot_weights_sha256": sha256 or weights_sha256(d), "genspot_opset": str(opset)}
     for k, v in meta.items():
         m.metadata_props.add(key=k, value=v)
     m.producer_name = "genspot"
     onnx.save(m, str(tmp))
     os.replace(tmp, out)
     return {"model_dir": str(d), "out": str(out), "opset": opset, "input": [None, 3, size, size], "bytes": out.stat().st_size,
-            "tta": config.get("tta", "none"), "temperature": float(config.get("temperature", 1.0)), "folded": ["normalisation", "tta", "temperature"]}  # fmt: skip
+            "tta": spec.tta, "temperature": spec.temperature, "folded": ["normalisation", "tta", "temperature"]}  # fmt: skip
 
 
 def _cached_export(model_dir: Path, sha: str) -> Path:
@@ -133,7 +131,7 @@ class OnnxModel:
         return logits, feats
 
     @classmethod
-    def open(cls, model_dir: str | os.PathLike | None, config: dict[str, Any], onnx_file: str | os.PathLike | None = None,
+    def open(cls, model_dir: str | os.PathLike | None, spec: ModelSpec, onnx_file: str | os.PathLike | None = None,
              threads: int | None = None) -> OnnxModel:  # fmt: skip
         """The runtime's model for `model_dir`: `onnx_file` if given, else its model.onnx, else one exported
         into the cache. The file is refused (one line) unless it was exported from these weights."""
@@ -166,7 +164,7 @@ class OnnxModel:
         if meta["genspot_weights_sha256"] != sha:
             raise GenspotError(f"{path} was exported from other weights than {d}'s; export this model again (genspot export {d} --format onnx)")
         inputs = runner.get_inputs()
-        size = int(config.get("input_size", 32))
+        size = spec.input_size
         if len(inputs) != 1 or inputs[0].name != "images" or list(inputs[0].shape[1:]) != [3, size, size]:
             raise GenspotError(f"{path} does not take (batch, 3, {size}, {size}) images as {d}'s config says")
         return cls(path, runner)

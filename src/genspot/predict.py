@@ -1,47 +1,34 @@
 """The Detector: load a model directory once, then score and explain any image a person has.
 
-Two policies for images that are not 32x32, chosen explicitly:
-- `resize` (default): downscale the whole image to 32x32 with antialiasing, as CIFAKE's
-  images were made. Fast and matches training, but a large image's fine detail is averaged
-  away before the model sees it.
-- `tiles`: cut the image at native resolution into 32x32 tiles (a grid covering it; at most
+How an image becomes the model's S x S input is the prediction mode (data/image.py does it):
+- `auto` (default): the model's own input policy, from its ModelSpec: `resize` for the CIFAKE
+  models (the whole image downscaled with antialiasing, as CIFAKE's images were made), `crop`
+  for native-resolution ones.
+- `resize` / `crop`: force one (the domain check says when that is not what the model learned).
+- `tiles`: cut the image at native resolution into S x S tiles (a grid covering it; at most
   MAX_TILES, by a larger stride on huge images), score every tile, and average the tiles'
-  log-odds into one score. The model then sees real pixels, not a thumbnail, which takes the
-  study past its 32x32 limit, but each tile shows only a small part of the scene, and the
-  model was trained on whole downscaled scenes, so expect it to be less certain.
+  log-odds into one score. The model then sees real pixels, not a thumbnail, but each tile
+  shows only a small part of the scene, so expect it to be less certain.
 """
 
 from __future__ import annotations
 
-import io
-import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from genspot.data.batches import normalize
-from genspot.data.decode import input_array, open_image, to_array, to_rgb
-from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, iter_inputs, read_file_capped
-from genspot.domain import DomainStats, ImageFacts, learned_reason, logits_and_features, rule_reasons, verdict
+from genspot.data.image import MAX_TILES, ImageFacts, as_image, decode, model_input, read_input, tile_image  # noqa: F401 - the API's names
+from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, iter_inputs
+from genspot.domain import DomainCheck, DomainStats
 from genspot.errors import GenspotError
-from genspot.models.io import DEFAULT, SHIPPED, load_model_dir, positive_index, resolve_model_dir
-from genspot.models.tta import predict_logits
-
-# How an image becomes the model's S x S input: "auto" is the model's own input policy (its
-# config.json: resize for the CIFAKE models, a centre crop for native-resolution ones); resize and
-# crop override it; tiles averages over S x S crops covering the image.
-MODES = ("auto", "resize", "crop", "tiles")
-MODE_CHOICES = "auto, resize, crop or tiles"
-# Scoring precisions, under the names `genspot train --precision` also accepts for them.
-PRECISIONS = {"fp32": "fp32", "32": "fp32", "bf16": "bf16"}
-RUNTIMES = ("torch", "onnx")
-MAX_TILES = 1024
+from genspot.models.io import DEFAULT, resolve_model_dir
+from genspot.models.spec import MODE_CHOICES, MODES, ModelSpec  # noqa: F401 - the API's names
+from genspot.scorer import RUNTIMES, SCORING_PRECISIONS, Scorer  # noqa: F401 - the API's names
 
 
 @dataclass
@@ -71,67 +58,19 @@ def label_of(p_fake: float) -> str:
     return "FAKE" if p_fake >= 0.5 else "REAL"
 
 
-def decode(data: bytes) -> tuple[Image.Image, ImageFacts]:
-    """File bytes -> RGB image, and what the domain rule needs to know of the original."""
-    raw = open_image(data)
-    fmt, mode = raw.format, raw.mode
-    img = to_rgb(raw)
-    return img, ImageFacts(img.width, img.height, fmt, mode)
-
-
-def _as_pil(image: str | os.PathLike | bytes | Image.Image | np.ndarray,
-            max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[Image.Image, ImageFacts]:
-    if isinstance(image, Image.Image):
-        img = to_rgb(image)
-        return img, ImageFacts(img.width, img.height, image.format, image.mode)
-    if isinstance(image, np.ndarray):
-        arr = image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
-        raw = Image.fromarray(arr)
-        img = to_rgb(raw)
-        return img, ImageFacts(img.width, img.height, None, raw.mode)
-    if isinstance(image, (bytes, bytearray)):
-        return decode(bytes(image))
-    return decode(read_file_capped(image, max_bytes))  # regular files only, size-capped
-
-
-def tile_image(img: Image.Image, size: int = 32, max_tiles: int = MAX_TILES) -> tuple[np.ndarray, tuple[int, int]]:
-    """uint8 (T, 3, size, size) tiles on a grid covering the image, and the grid's (rows, cols)."""
-    a = np.asarray(img, dtype=np.uint8)
-    h, w = a.shape[:2]
-    if h < size or w < size:  # too small to tile: one tile of the whole image, resized
-        return to_array(img, size)[None], (1, 1)
-    stride = size
-    while math.ceil((h - size) / stride + 1) * math.ceil((w - size) / stride + 1) > max_tiles:
-        stride += size // 2
-    ys = _starts(h, size, stride)
-    xs = _starts(w, size, stride)
-    tiles = np.stack([a[y : y + size, x : x + size] for y in ys for x in xs]).transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(tiles), (len(ys), len(xs))
-
-
-def _starts(n: int, size: int, stride: int) -> list[int]:
-    s = list(range(0, n - size + 1, stride))
-    if s[-1] != n - size:  # cover the far edge too
-        s.append(n - size)
-    return s
-
-
 class Detector:
-    """A loaded model and everything needed to use it: `Detector.load(dir).predict("img.jpg")`."""
+    """A loaded model and everything needed to use it: `Detector.load(dir).predict("img.jpg")`.
 
-    def __init__(self, model: torch.nn.Module, config: dict[str, Any], name: str, device: str = "cpu",
+    Composed of parts with one job each: a Scorer (scorer.py: the loaded model, its runtime and
+    precision, one forward pass per batch), a DomainCheck (domain.py: the rule and the learned
+    score) and explain/ for heat maps; the Detector itself turns images (paths, bytes, PIL images,
+    arrays, folders, zips) into the model's input through data/image.py and rows into Predictions."""
+
+    def __init__(self, model: torch.nn.Module, spec: ModelSpec, name: str, device: str = "cpu",
                  precision: str = "fp32", domain: DomainStats | None = None, onnx: Any = None) -> None:
-        if precision not in PRECISIONS:
-            raise GenspotError(f"unknown precision {precision!r}; choose fp32 (or 32) or bf16")
-        self.model, self.config, self.name, self.device = model, config, name, device
-        self.onnx = onnx  # an export.OnnxModel: scoring runs there; explanations still need the torch model
-        self.runtime = "torch" if onnx is None else "onnx"
-        self.domain = domain  # None: the domain check is the rule alone
-        self.precision = PRECISIONS[precision]
-        self.size = int(config.get("input_size", 32))
-        self.policy = config.get("input_policy", "resize")  # resize | crop (centre square at native resolution)
-        self.temperature = float(config.get("temperature", 1.0))
-        self.positive = positive_index(config)
+        self.scorer = Scorer(model, spec, device, precision, onnx)
+        self.check = DomainCheck(spec, domain)
+        self.name = name
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = DEFAULT, device: str = "cpu", precision: str = "fp32",
@@ -145,75 +84,55 @@ class Detector:
         runtime "onnx" scores through ONNX Runtime (fp32, CPU; the onnx extra): `onnx_file` if
         given, else the directory's model.onnx, else an export made once into the cache. The file
         is checked against the directory's weights before anything is scored."""
-        if runtime not in RUNTIMES:
-            raise GenspotError(f"unknown runtime {runtime!r}; choose {' or '.join(RUNTIMES)}")
-        if onnx_file is not None and runtime != "onnx":
-            raise GenspotError("an ONNX file is only used with runtime onnx (--runtime onnx)")
-        key = DEFAULT if model is None else str(model)
-        m, cfg = load_model_dir(key, device=device)
-        name = cfg.get("name") or (key if key in SHIPPED else Path(key).name) or cfg["model"]
-        runner = None
-        if runtime == "onnx":
-            if PRECISIONS.get(precision) == "bf16" or device != "cpu":
-                raise GenspotError("ONNX Runtime scores in fp32 on the CPU here: drop --precision bf16 / --device, or use --runtime torch")
-            from genspot.export import OnnxModel
+        scorer, name = Scorer.load(model, device, precision, runtime, onnx_file)
+        stats = DomainStats.load(resolve_model_dir(DEFAULT if model is None else str(model)), scorer.spec)
+        det = cls.__new__(cls)
+        det.scorer, det.check, det.name = scorer, DomainCheck(scorer.spec, stats), name
+        return det
 
-            runner = OnnxModel.open(key, cfg, onnx_file)
-        return cls(m, cfg, name, device, precision, DomainStats.load(resolve_model_dir(key), cfg), runner)
+    # -- what the parts hold, under the names callers use ---------------------------------------
+    model = property(lambda self: self.scorer.model)
+    spec = property(lambda self: self.scorer.spec)
+    device = property(lambda self: self.scorer.device)
+    precision = property(lambda self: self.scorer.precision)
+    onnx = property(lambda self: self.scorer.onnx)
+    runtime = property(lambda self: self.scorer.runtime)
+    domain = property(lambda self: self.check.stats, doc="the learned score's statistics (None: the rule alone)")
+    size = property(lambda self: self.spec.input_size)
+    policy = property(lambda self: self.spec.input_policy)
+    temperature = property(lambda self: self.spec.temperature)
+    positive = property(lambda self: self.spec.positive)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """config.json as read (records included)."""
+        return dict(self.spec.raw)
 
     # -- scoring -------------------------------------------------------------------------
-    @torch.inference_mode()
-    def _forward(self, x_u8: torch.Tensor, features: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """uint8 (B, 3, S, S) -> (TTA logits, and the penultimate features when asked): one pass."""
-        if self.onnx is not None:  # the graph folds normalisation and TTA in, and always returns the features
-            logits, feats = self.onnx.run(x_u8.numpy())
-            return torch.from_numpy(logits), torch.from_numpy(feats) if features else None
-        x = normalize(x_u8.to(self.device), self.config["mean"], self.config["std"])
-        if self.config.get("channels_last"):
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            if features:
-                return logits_and_features(self.model, self.config, x)
-            return predict_logits(self.model, self.config, x), None
-
     def logits(self, x_u8: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, S, S) -> logits, (B, 2) float."""
-        return self._forward(x_u8)[0]
-
-    def _p(self, logits: torch.Tensor) -> np.ndarray:
-        return torch.softmax(logits.float() / self.temperature, 1)[:, self.positive].cpu().numpy()
+        return self.scorer.forward(x_u8)[0]
 
     def p_fake(self, x_u8: torch.Tensor) -> np.ndarray:
-        return self._p(self.logits(x_u8))
+        return self.scorer.p_fake(x_u8)
 
     def score(self, x_u8: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 (B, 3, S, S) -> (p_fake, domain score or None): one forward pass for both."""
-        logits, feats = self._forward(x_u8, features=self.domain is not None)
-        return self._p(logits), None if feats is None else self.domain.score(feats.cpu())  # type: ignore[union-attr]
-
-    def _domain(self, facts: ImageFacts | None, arr: np.ndarray, score: float | None, mode: str,
-                label: str | None = None) -> tuple[str, str | None]:
-        reasons = rule_reasons(facts, arr, self.config, mode, label)
-        if score is not None and self.domain is not None:
-            learned = learned_reason(score, self.domain.threshold)
-            reasons += [learned] if learned else []
-        return verdict(reasons)
+        return self.scorer.score(x_u8, self.check.stats)
 
     def _row(self, name: str, p: float, facts: ImageFacts, arr: np.ndarray, score: float | None, mode: str, **kw) -> Prediction:
-        domain, reason = self._domain(facts, arr, score, mode, label_of(p))
+        domain, reason = self.check(facts, arr, score, mode, label_of(p))
         return Prediction(name, label_of(p), p, self.name, None, mode, facts.width, facts.height, domain=domain,
                           domain_reason=reason, domain_score=None if score is None else round(float(score), 3), **kw)  # fmt: skip
 
     def resolve_mode(self, mode: str) -> str:
         """resize, crop or tiles: what `mode` means for this model ("auto": its own input policy)."""
-        if mode not in MODES:
-            raise GenspotError(f"unknown mode {mode!r}; choose {MODE_CHOICES}")
-        return self.policy if mode == "auto" else mode
+        return self.spec.resolve_mode(mode)
 
     def _score_pil(self, img: Image.Image, path: str, mode: str, facts: ImageFacts | None = None) -> Prediction:
         """`mode` is resolved already (resize, crop or tiles): every public entry resolves it once."""
         facts = facts or ImageFacts(img.width, img.height)
-        arr = input_array(img, self.size, self.policy if mode == "tiles" else mode)
+        arr = model_input(img, self.size, mode, self.policy)
         if mode != "tiles":
             p, d = self.score(torch.from_numpy(arr)[None])
             return self._row(path, float(p[0]), facts, arr, None if d is None else float(d[0]), mode)
@@ -231,7 +150,7 @@ class Detector:
         """Score one image (a path, raw file bytes, a PIL image or an HxWx3 uint8 array)."""
         mode = self.resolve_mode(mode)
         name = str(image) if isinstance(image, (str, os.PathLike)) else "<image>"
-        img, facts = _as_pil(image)
+        img, facts = as_image(image)
         return self._score_pil(img, name, mode, facts)
 
     def predict_batch(self, images: Iterable, mode: str = "auto") -> list[Prediction]:
@@ -282,7 +201,7 @@ class Detector:
                 continue
             try:
                 img, facts = decode(item.data)  # type: ignore[arg-type]
-                arr = input_array(img, self.size, mode) if mode != "tiles" else None
+                arr = model_input(img, self.size, mode) if mode != "tiles" else None
             except Exception as e:  # noqa: BLE001 - any undecodable input is reported, never fatal
                 yield from flush()
                 yield Prediction(item.name, None, None, self.name, f"not a readable image: {e}", mode, rel=item.rel)
@@ -338,21 +257,15 @@ class Detector:
         The one explaining path (genspot explain, predict --explain, the server, this API):
         p_fake comes from the same scorer as predict() (TTA and temperature included), and
         "predicted" explains that verdict, so a heat map never contradicts its caption."""
-        from genspot.explain import explain_batch
+        from genspot.explain.methods import explain_verdicts
 
         p, d = self.score(x_u8)  # the verdict and the domain score, in one pass
         labels = [label_of(float(v)) for v in p]
-        if target == "predicted":
-            chosen: str | torch.Tensor = torch.tensor([self.positive if lab == "FAKE" else 1 - self.positive for lab in labels])
-        else:
-            chosen = target
-        x = normalize(x_u8, self.config["mean"], self.config["std"])
-        r = explain_batch(self.model, self.config, x, method=method, target=chosen, layer=layer)
-        names = self.config["class_names"]
+        r = explain_verdicts(self.model, self.spec, x_u8, labels, method=method, target=target, layer=layer)
         facts = facts or [None] * len(labels)  # what is known of each original image, for the domain rule
-        domains = [self._domain(facts[i], a, None if d is None else float(d[i]), mode, labels[i]) for i, a in enumerate(x_u8.numpy())]
-        return {"maps": r["maps"], "p_fake": p, "labels": labels, "layer": r["layer"],
-                "targets": [names[int(i)] for i in r["target"]], "domains": domains, "domain_scores": d}  # fmt: skip
+        domains = [self.check(facts[i], a, None if d is None else float(d[i]), mode, labels[i]) for i, a in enumerate(x_u8.numpy())]
+        return {"maps": r["maps"], "p_fake": p, "labels": labels, "layer": r["layer"], "targets": r["targets"],
+                "domains": domains, "domain_scores": d}
 
     def explain(self, image, method: str = "gradcam", target: str = "predicted", layer: str | None = None,
                 mode: str = "auto") -> dict[str, Any]:
@@ -361,8 +274,8 @@ class Detector:
         mode = self.resolve_mode(mode)
         if mode == "tiles":
             raise GenspotError("a heat map explains one S x S input: use mode auto, resize or crop (tiles mode has its tile map)")
-        img, facts = _as_pil(image)
-        arr = input_array(img, self.size, mode)
+        img, facts = as_image(image)
+        arr = model_input(img, self.size, mode)
         r = self.explain_arrays(torch.from_numpy(arr)[None], method=method, target=target, layer=layer, facts=[facts], mode=mode)
         score = None if r["domain_scores"] is None else float(r["domain_scores"][0])
         domain, reason = r["domains"][0]
@@ -371,81 +284,19 @@ class Detector:
                 "domain_score": None if score is None else round(score, 3)}  # fmt: skip
 
 
-def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int, policy: str = "resize") -> list[tuple]:
-    """Worker side of the streaming predictor: bytes -> (name, uint8 (3, size, size), (w, h), error)."""
+def _decode_chunk(chunk: list[tuple[str, bytes | None, str | None]], size: int, mode: str = "resize") -> list[tuple]:
+    """Worker side of the streaming predictor: bytes -> (name, uint8 (3, size, size), facts, error)."""
     out = []
     for name, data, err in chunk:
         if err is not None:
             out.append((name, None, None, err))
             continue
         try:
-            img, facts = decode(data)  # type: ignore[arg-type]
-            out.append((name, input_array(img, size, policy), facts, None))
+            arr, facts = read_input(data, size, mode)  # type: ignore[arg-type]
+            out.append((name, arr, facts, None))
         except Exception as e:  # noqa: BLE001 - any undecodable input is reported, never fatal
             out.append((name, None, None, f"not a readable image: {e}"))
     return out
 
 
-def tile_heatmap(img: Image.Image, grid: np.ndarray, alpha: float = 0.45) -> Image.Image:
-    """The image with each tile tinted by its P(FAKE), and a colour scale under it
-    (blue: REAL, p_fake 0; red: FAKE, p_fake 1)."""
-    from PIL import ImageDraw
-
-    from genspot.explain.render import _font, colorize
-
-    heat = Image.fromarray(colorize(grid.astype(np.float32), "coolwarm")).resize(img.size, Image.Resampling.NEAREST)
-    tinted = Image.blend(img.convert("RGB"), heat, alpha)
-    w, bar_h, text_h = max(tinted.width, 240), 12, 18
-    canvas = Image.new("RGB", (w, tinted.height + bar_h + text_h + 6), "white")
-    canvas.paste(tinted, (0, 0))
-    ramp = colorize(np.tile(np.linspace(0, 1, w - 20, dtype=np.float32), (bar_h, 1)), "coolwarm")
-    canvas.paste(Image.fromarray(ramp), (10, tinted.height + 4))
-    draw, font, y = ImageDraw.Draw(canvas), _font(), tinted.height + bar_h + 5
-    draw.text((10, y), "p_fake 0 (REAL)", fill="black", font=font)
-    right = "1 (FAKE)"
-    draw.text((w - 10 - draw.textlength(right, font=font), y), right, fill="black", font=font)
-    draw.text((w // 2 - draw.textlength("0.5", font=font) / 2, y), "0.5", fill="black", font=font)
-    return canvas
-
-
 ROW_KEYS = ["path", "label", "p_fake", "model", "error", "mode", "width", "height", "tiles", "domain", "domain_reason", "domain_score"]
-
-
-class RowWriter:
-    """Writes prediction rows one at a time as json (an array), jsonl or csv."""
-
-    def __init__(self, fmt: str, stream: io.TextIOBase) -> None:
-        import csv
-
-        if fmt not in ("json", "jsonl", "csv"):
-            raise GenspotError(f"unknown format {fmt!r}")
-        self.fmt, self.stream, self.first = fmt, stream, True
-        if fmt == "csv":
-            self.csv = csv.DictWriter(stream, fieldnames=ROW_KEYS, extrasaction="ignore")
-            self.csv.writeheader()
-        elif fmt == "json":
-            stream.write("[")
-
-    def write(self, row: Prediction) -> None:
-        import json
-
-        if self.fmt == "csv":
-            self.csv.writerow(row.as_dict())
-        elif self.fmt == "jsonl":
-            self.stream.write(json.dumps(row.as_dict()) + "\n")
-        else:
-            self.stream.write(("\n  " if self.first else ",\n  ") + json.dumps(row.as_dict()))
-        self.first = False
-
-    def close(self) -> None:
-        if self.fmt == "json":
-            self.stream.write("\n]\n" if not self.first else "]\n")
-        self.stream.flush()
-
-
-def write_rows(rows: list[Prediction], fmt: str, stream: io.TextIOBase) -> None:
-    """All rows at once (the streaming RowWriter underneath)."""
-    w = RowWriter(fmt, stream)
-    for r in rows:
-        w.write(r)
-    w.close()

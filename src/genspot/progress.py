@@ -15,7 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)  # "up:bicubic" is a source name, not an emoji code
 
 
 def warn(message: str) -> None:

@@ -18,21 +18,20 @@ from genspot.data.batches import normalize
 from genspot.data.perturb import SUITE, Perturbation
 from genspot.errors import GenspotError
 from genspot.evaluate import classification_metrics, select_indices
-from genspot.models.io import load_model_dir, positive_index
+from genspot.models.io import load_model_dir
+from genspot.models.spec import ModelSpec
 from genspot.models.tta import predict_logits
 from genspot.progress import progress_bar
 
 
 @torch.inference_mode()
-def _scores(model, cfg, images: torch.Tensor, p: Perturbation, batch_size: int) -> np.ndarray:
-    t = float(cfg.get("temperature", 1.0))
-    pos = positive_index(cfg)
+def _scores(model, spec: ModelSpec, images: torch.Tensor, p: Perturbation, batch_size: int) -> np.ndarray:
     out = []
     for i in range(0, len(images), batch_size):
-        x = normalize(p.fn(images[i : i + batch_size]), cfg["mean"], cfg["std"])
-        if cfg.get("channels_last"):
+        x = normalize(p.fn(images[i : i + batch_size]), spec.mean, spec.std)
+        if spec.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        out.append(torch.softmax(predict_logits(model, cfg, x) / t, 1)[:, pos])
+        out.append(spec.p_fake(predict_logits(model, spec.tta, x)))
     return torch.cat(out).numpy()
 
 
@@ -57,14 +56,14 @@ def robustness(
     for md in model_dirs:
         model, cfg = load_model_dir(md)
         if ds is None:
-            ds = load_dataset(data, size=int(cfg.get("input_size", 32)), policy=cfg.get("input_policy", "resize"), progress=progress)
+            ds = load_dataset(data, size=cfg.input_size, policy=cfg.input_policy, progress=progress)
         idx, desc = select_indices(ds, cfg, split)
         if n is not None and n < len(idx):
             idx = np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
         images = ds.images[torch.as_tensor(idx)]
         y = ds.labels.numpy()[idx]
         rows = []
-        with progress_bar(f"robustness {cfg.get('name') or Path(md).name}", total=len(suite), unit="perturbation",
+        with progress_bar(f"robustness {cfg.name or Path(md).name}", total=len(suite), unit="perturbation",
                           enabled=progress) as bar:  # fmt: skip
             for p in suite:
                 t0 = time.perf_counter()
@@ -76,6 +75,6 @@ def robustness(
         clean = rows[0]["accuracy"]
         for r in rows:
             r["drop_pt"] = round(100 * (clean - r["accuracy"]), 2)
-        models.append({"model": cfg["model"], "name": cfg.get("name") or Path(md).name, "model_dir": str(md),
+        models.append({"model": cfg.model, "name": cfg.name or Path(md).name, "model_dir": str(md),
                        "split": desc, "n": int(len(idx)), "rows": rows})  # fmt: skip
     return {"data": str(data), "seed": seed, "models": models}

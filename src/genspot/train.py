@@ -18,7 +18,6 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,100 +34,15 @@ from lightning.pytorch.callbacks import (
 
 from genspot import __version__
 from genspot.data import LABELS, Splits, load_dataset, make_splits
-from genspot.data.batches import AUGMENTS, Batches
+from genspot.data.batches import Batches
 from genspot.errors import GenspotError
 from genspot.models import IMAGENET_MEAN, IMAGENET_STD, count_parameters, create_model
 from genspot.models.registry import sized_kwargs
 from genspot.models.io import save_model_dir
-from genspot.models.tta import TTA_MODES
+from genspot.models.spec import ModelSpec
 from genspot.progress import console
+from genspot.train_config import LIGHTNING_PRECISIONS, TrainConfig  # noqa: F401 - TrainConfig is train's API too
 
-OPTIMIZERS = ("sgd", "adamw", "adam")
-SCHEDULES = ("onecycle", "cosine", "constant")
-PRECISIONS = {"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed", "fp16": "16-mixed"}
-DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3, "adam": 1e-3}
-
-
-@dataclass
-class TrainConfig:
-    model: str
-    data: str
-    out: str
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float | None = None  # None: the optimizer's default (DEFAULT_LR)
-    optimizer: str = "sgd"
-    schedule: str = "onecycle"
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    augment: str = "flip-crop"
-    seed: int = 0
-    split_seed: int | None = None  # None: `seed`; set it to train ensemble members on one split
-    protocol: str = "full"
-    limit: int | None = None
-    val_fraction: float = 0.1
-    source_split: str | None = None
-    train_sources: list[str] | None = None  # train (and validate) on these sources' images only
-    device: str = "auto"
-    precision: str = "32"
-    channels_last: bool = True
-    early_stopping: int = 0  # patience in epochs; 0 = off
-    pretrained: str | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    image_size: int = 32
-    input_policy: str | None = None  # resize | crop; None: resize at 32 px (CIFAKE's way), crop above
-    workers: int | None = None  # decode processes
-    tta: str = "none"  # test-time augmentation written into config.json: none | flip
-    devices: int = 1  # processes (CPU) or GPUs per node
-    strategy: str = "auto"  # auto | ddp | ddp_spawn
-    num_nodes: int = 1
-    teacher: str | None = None  # model directory whose probabilities the targets mix in (distill.py)
-    distill: float = 0.5  # the teacher's share of each training target
-    ema: float = 0.0  # decay of a moving average of the weights that validation and export use; 0 = off
-    sam: float = 0.0  # sharpness-aware minimisation: radius rho of the weight perturbation; 0 = off
-    compile: bool = False  # torch.compile the model (pays on CUDA for long runs)
-    cache: str = "disk"  # disk: decode once into the on-disk cache | none: decode every batch from the archive (data/stream.py)
-    profile: bool = False  # time each epoch's parts into metrics.jsonl (StepProfile) and print them
-    recipe: str | None = None  # the named recipe (recipes.py) the options started from; recorded only
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise GenspotError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise GenspotError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.augment not in AUGMENTS:
-            raise GenspotError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTS)}")
-        if self.precision not in PRECISIONS:
-            raise GenspotError(f"unknown precision {self.precision!r}; choose one of 32, bf16, 16")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise GenspotError("epochs and batch size must be at least 1")
-        if self.tta not in TTA_MODES:
-            raise GenspotError(f"unknown test-time augmentation {self.tta!r}; choose one of {', '.join(TTA_MODES)}")
-        if self.devices < 1 or self.num_nodes < 1:
-            raise GenspotError("--devices and --num-nodes must be at least 1")
-        if self.strategy not in ("auto", "ddp", "ddp_spawn"):
-            raise GenspotError(f"unknown strategy {self.strategy!r}; choose auto, ddp or ddp_spawn")
-        if self.teacher and not 0.0 < self.distill <= 1.0:
-            raise GenspotError("--distill must be in (0, 1]: the teacher's share of each training target")
-        if not 0.0 <= self.ema < 1.0:
-            raise GenspotError("--ema must be in [0, 1): the decay of the weights' moving average (0: off)")
-        if self.sam < 0:
-            raise GenspotError("--sam must be at least 0: the radius of the weight perturbation (0: off)")
-        if self.sam > 0 and self.ema > 0:
-            raise GenspotError("--sam and --ema cannot be combined (the average is not defined for SAM's two-step update)")
-        if self.cache not in ("disk", "none"):
-            raise GenspotError(f"unknown --cache {self.cache!r}; choose disk or none")
-        if self.device not in ("auto", "cpu", "cuda", "mps"):
-            raise GenspotError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
-
-    @property
-    def data_seed(self) -> int:
-        return self.seed if self.split_seed is None else self.split_seed
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
 
 class EMA(EMAWeightAveraging):
@@ -392,8 +306,8 @@ class ExportBest(Callback):
     """Writes model.safetensors + config.json whenever validation accuracy improves: the weights
     that were validated, i.e. the EMA's when there is one."""
 
-    def __init__(self, out: Path, config: dict[str, Any], ema: EMA | None = None) -> None:
-        self.out, self.config, self.ema = out, config, ema
+    def __init__(self, out: Path, spec: ModelSpec, ema: EMA | None = None) -> None:
+        self.out, self.spec, self.ema = out, spec, ema
         self.best = -1.0
 
     def on_validation_end(self, trainer, pl_module) -> None:
@@ -404,12 +318,8 @@ class ExportBest(Callback):
             return
         self.best = acc
         if trainer.is_global_zero:
-            cfg = dict(self.config)
-            cfg["best"] = {
-                "epoch": trainer.current_epoch,
-                "val_accuracy": acc,
-                "val_loss": _f(trainer.callback_metrics.get("val_loss")),
-            }
+            best = {"epoch": trainer.current_epoch, "val_accuracy": acc, "val_loss": _f(trainer.callback_metrics.get("val_loss"))}
+            cfg = self.spec.to_config(best=best)
             # By on_validation_end Lightning has swapped the training weights back into pl_module.
             model = self.ema.other() if self.ema is not None else pl_module.model
             save_model_dir(getattr(model, "_orig_mod", model), cfg, self.out)  # unwrap torch.compile
@@ -547,12 +457,12 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     model = create_model(cfg.model, num_classes=len(LABELS), pretrained=cfg.pretrained, **cfg.model_kwargs)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    config = model_config(cfg, splits, ds.fingerprint, ds.source)
+    spec = ModelSpec.from_config(model_config(cfg, splits, ds.fingerprint, ds.source))
     train_targets = ds.labels  # or (N, 2) soft targets, for a student
     if cfg.teacher:
         from genspot.distill import teacher_targets
 
-        train_targets = teacher_targets(cfg.teacher, ds, splits, config["data"], cfg.distill, out, device, cfg.progress)
+        train_targets = teacher_targets(cfg.teacher, ds, splits, spec.data, cfg.distill, out, device, cfg.progress)
     if device == "cuda" and cfg.cache != "none":
         # The whole uint8 set goes to the GPU once (100k CIFAKE images: 300 MB); batches are
         # gathered, normalised and augmented there, with no per-step host-to-device copies.
@@ -569,7 +479,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     callbacks: list[Callback] = [
         *([ema] if ema else []),
         EpochLog(out / "metrics.jsonl", len(train_b) * cfg.batch_size if train_b.drop_last else len(splits.train), cfg.profile),
-        ExportBest(out, config, ema),
+        ExportBest(out, spec, ema),
         LastCheckpoint(ckpt),
     ]
     if cfg.progress:
@@ -587,7 +497,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
         strategy=strategy,
-        precision=PRECISIONS[cfg.precision],
+        precision=LIGHTNING_PRECISIONS[cfg.precision],
         max_epochs=cfg.epochs,
         logger=False,
         callbacks=callbacks,

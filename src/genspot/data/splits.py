@@ -6,7 +6,11 @@ so a validation image never has a copy in training (CIFAKE's train/FAKE holds 92
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -97,11 +101,46 @@ class Splits:
         return d
 
 
-def splits_from_config(ds: DecodedSet, data_cfg: dict) -> Splits:
-    """The split a model was trained on, rebuilt from its config.json's `data` block."""
-    return make_splits(ds, data_cfg.get("protocol", "full"), seed=data_cfg.get("split_seed", 0),
-                       val_fraction=data_cfg.get("val_fraction", 0.1), limit=data_cfg.get("limit"),
-                       source_split=data_cfg.get("source_split"), sources=data_cfg.get("sources"))  # fmt: skip
+# the data-block keys that fix which images trained and which validate
+SPLIT_KEYS = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split", "sources")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a model's images came from and how its split was drawn (config.json's "data")."""
+
+    source: str | None = None  # the training archive or folder, as given
+    fingerprint: str | None = None
+    protocol: str = "full"
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    limit: int | None = None
+    source_split: str | None = None
+    sources: tuple[str, ...] | None = None  # the generators trained on (None: all)
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_config(cls, d: Mapping[str, Any] | None) -> DataSpec:
+        d = dict(d or {})
+        known = {f.name for f in dataclasses.fields(cls)} - {"raw"}
+        kw = {k: d[k] for k in known if d.get(k) is not None}
+        if kw.get("sources") is not None:
+            kw["sources"] = tuple(kw["sources"])
+        return cls(**kw, raw=MappingProxyType(d))
+
+    def split_key(self) -> dict[str, Any]:
+        """The keys that fix the split: two models with equal keys validate on the same images."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k in SPLIT_KEYS for v in [getattr(self, k)]}
+
+
+
+def splits_from_config(ds: DecodedSet, data: DataSpec) -> Splits:
+    """The split a model was trained on, rebuilt from its config's data block (ModelSpec.data)."""
+    return make_splits(ds, data.protocol, seed=data.split_seed, val_fraction=data.val_fraction, limit=data.limit,
+                       source_split=data.source_split, sources=list(data.sources) if data.sources is not None else None)  # fmt: skip
 
 
 def make_splits(

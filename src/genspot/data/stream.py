@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genspot.data.decode import DecodedSet, _mp_context, content_hash, decode_bytes
+from genspot.data.decode import DecodedSet, _mp_context, content_hash
+from genspot.data.image import decode_bytes
 from genspot.data.sources import LAYOUTS, Source, open_source, reopen, spec_of
 from genspot.errors import GenspotError
 from genspot.progress import progress_bar, warn

@@ -30,8 +30,7 @@ from genspot.data import load_dataset
 from genspot.data.batches import normalize
 from genspot.errors import GenspotError
 from genspot.evaluate import select_indices
-from genspot.explain.methods import METHODS, explain_batch
-from genspot.models import create_model
+from genspot.explain.methods import METHODS, applicable_methods, explain_batch
 from genspot.models.io import load_model_dir
 from genspot.progress import progress_bar
 
@@ -40,18 +39,6 @@ ROAD_PERCENTILES = (20, 40, 60, 80)
 # Higher or lower is better, for the table.
 DIRECTION = {"road_combined": "higher", "road_morf": "lower", "road_lerf": "higher", "deletion_auc": "lower",
              "insertion_auc": "higher", "randomization_spearman": "near 0"}  # fmt: skip
-
-
-def applicable_methods(name: str) -> list[str]:
-    """The methods that apply to a model (CAM needs pooling + linear and a >= 4x4 map; rollout needs the ViT)."""
-    out = []
-    for m in METHODS:
-        if m == "rollout" and name != "vit_p2":
-            continue
-        if m == "cam" and not name.startswith("spot_resnet"):
-            continue
-        out.append(m)
-    return out
 
 
 def _scores(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -127,18 +114,18 @@ def evaluate_faithfulness(
     progress: bool = True,
 ) -> dict[str, Any]:
     model, cfg = load_model_dir(model_dir)
-    name = cfg["model"]
+    name = cfg.model
     methods = methods or applicable_methods(name)
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise GenspotError(f"unknown method(s): {', '.join(bad)}")
-    ds = load_dataset(data, size=int(cfg.get("input_size", 32)), policy=cfg.get("input_policy", "resize"), progress=progress)
+    ds = load_dataset(data, size=cfg.input_size, policy=cfg.input_policy, progress=progress)
     idx, split = select_indices(ds, cfg, "auto")
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False))
     # The randomised model of the sanity check: same architecture, fresh weights.
     torch.manual_seed(seed + 1)
-    rand_model = create_model(name, **cfg.get("model_kwargs", {})).eval()
+    rand_model = cfg.build().eval()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict[str, list]] = {m: {k: [] for k in DIRECTION} for m in methods + ["random"]}
@@ -147,7 +134,7 @@ def evaluate_faithfulness(
     with progress_bar("faithfulness", total=total, unit="img", enabled=progress) as bar:
         for start in range(0, len(idx), batch_size):
             sel = idx[start : start + batch_size]
-            x = normalize(ds.images[torch.as_tensor(sel)], cfg["mean"], cfg["std"])
+            x = normalize(ds.images[torch.as_tensor(sel)], cfg.mean, cfg.std)
             for method in rows:
                 t0 = time.perf_counter()
                 torch.manual_seed(seed)  # ROAD's imputation noise: the same for every method
@@ -238,7 +225,7 @@ def grid_image(model, cfg, ds, idx: np.ndarray, methods: list[str], path: Path, 
         pool = idx[labels == c]
         picks += rng.choice(pool, size=min(per_class, len(pool)), replace=False).tolist()
     x_u8 = ds.images[torch.as_tensor(picks)]
-    x = normalize(x_u8, cfg["mean"], cfg["std"])
+    x = normalize(x_u8, cfg.mean, cfg.std)
     cols = [x_u8.numpy().transpose(0, 2, 3, 1)]
     for m in methods:
         maps, _ = _maps(model, cfg, x, m, np.random.default_rng(seed))
@@ -249,7 +236,7 @@ def grid_image(model, cfg, ds, idx: np.ndarray, methods: list[str], path: Path, 
     for j, title in enumerate(["image"] + methods):
         draw.text((60 + j * cell + 2, 2), title, fill="black")
     for i in range(len(picks)):
-        draw.text((2, head + i * cell + cell // 2 - 6), cfg["class_names"][int(ds.labels[picks[i]])], fill="black")
+        draw.text((2, head + i * cell + cell // 2 - 6), cfg.class_names[int(ds.labels[picks[i]])], fill="black")
         for j, col in enumerate(cols):
             canvas.paste(Image.fromarray(col[i]).resize((cell, cell), Image.Resampling.NEAREST), (60 + j * cell, head + i * cell))
     canvas.save(path)

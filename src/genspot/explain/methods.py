@@ -16,7 +16,8 @@ from torch import nn
 
 from genspot.errors import GenspotError
 from genspot.explain.layers import MIN_MAP, default_target_layer, map_shape, resolve_layer
-from genspot.models.io import positive_index
+from genspot.models.registry import list_models, model_entry
+from genspot.models.spec import ModelSpec
 
 METHODS = ("cam", "gradcam", "gradcam++", "scorecam", "layercam", "eigencam", "rollout")
 TARGETS = ("fake", "real", "predicted")
@@ -36,20 +37,24 @@ def scale_maps(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def cam_head(model: nn.Module, name: str) -> tuple[str, torch.Tensor]:
-    """(layer feeding the global pooling, linear weight) for CAM; an error where CAM does not apply."""
-    if name.startswith("spot_resnet"):
-        return "stages", model.head[-1].weight  # type: ignore[index]
-    if name == "vgg16":
-        return "features", model.head[-1].weight  # type: ignore[index]
-    if name in ("efficientnet_b0", "efficientnetv2_b0"):
-        return "bn2", model.classifier.weight  # type: ignore[union-attr]
-    if name in ("npr", "safe"):  # layer2 -> global pooling -> one linear layer (S/8 maps: 32x32 at 256 px)
-        return "layer2", model.head[-1].weight  # type: ignore[index]
-    raise GenspotError(
-        f"CAM needs global pooling followed by one linear layer, and {name} has none "
-        f"({'it flattens into dense layers' if name == 'cifake_cnn' else 'its head is not a plain linear layer over pooled maps'}); "
-        "use gradcam, gradcam++, scorecam, layercam or eigencam" + (" or rollout" if name == "vit_p2" else "")
-    )
+    """(layer feeding the global pooling, linear weight) for CAM, as the model's registration declares
+    them; an error where CAM does not apply."""
+    entry = model_entry(name)
+    if entry.cam is None:
+        rollout = " or rollout" if entry.rollout else ""
+        raise GenspotError(
+            f"CAM needs global pooling followed by one linear layer, and {name} has none ({entry.cam_why}); "
+            f"use gradcam, gradcam++, scorecam, layercam or eigencam{rollout}"
+        )
+    layer, linear = entry.cam
+    return layer, resolve_layer(model, linear).weight  # type: ignore[return-value]
+
+
+def applicable_methods(name: str) -> list[str]:
+    """The methods that apply to a model: CAM where it declares a CAM head, rollout where attention
+    rollout applies, every gradient and score method everywhere."""
+    entry = model_entry(name)
+    return [m for m in METHODS if (m != "cam" or entry.cam is not None) and (m != "rollout" or entry.rollout)]
 
 
 def _capture(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,7 +139,7 @@ def target_indices(logits: torch.Tensor, target: str | torch.Tensor, positive: i
 
 def explain_batch(
     model: nn.Module,
-    config: dict[str, Any],
+    spec: ModelSpec,
     x: torch.Tensor,
     method: str = "gradcam",
     target: str | torch.Tensor = "predicted",
@@ -147,20 +152,20 @@ def explain_batch(
     Detector.p_fake, as predict does, and pass that verdict as the target."""
     if method not in METHODS:
         raise GenspotError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    name = config["model"]
-    positive = positive_index(config)
+    name = spec.model
     model.eval()
     with torch.no_grad():
         logits = model(x).float()
-    p_fake = torch.softmax(logits / float(config.get("temperature", 1.0)), 1)[:, positive]
-    t_idx = target_indices(logits, target, positive)
+    p_fake = spec.p_fake(logits)
+    t_idx = target_indices(logits, target, spec.positive)
     used_layer = None
     if method == "cam":
         maps = class_activation_map(model, name, x, t_idx)
         used_layer = cam_head(model, name)[0]
     elif method == "rollout":
-        if name != "vit_p2":
-            raise GenspotError(f"rollout explains attention and applies to vit_p2 only, not {name}; use gradcam")
+        if not model_entry(name).rollout:
+            which = ", ".join(m for m in list_models() if model_entry(m).rollout)
+            raise GenspotError(f"rollout explains attention and applies to {which} only, not {name}; use gradcam")
         maps = attention_rollout(model, x)
         used_layer = "blocks.*.attn"
     else:
@@ -180,3 +185,18 @@ def explain_batch(
             maps = cam(input_tensor=x, targets=targets).astype(np.float32)
     return {"maps": maps, "p_fake": p_fake.cpu().numpy(), "target": t_idx.cpu().numpy(), "layer": used_layer}
 
+
+
+def explain_verdicts(model: nn.Module, spec: ModelSpec, x_u8: torch.Tensor, labels: list[str], method: str = "gradcam",
+                     target: str = "predicted", layer: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Heat maps for a uint8 (B, 3, S, S) batch whose verdicts (`labels`, REAL / FAKE) the caller
+    scored with TTA and temperature: "predicted" explains those verdicts, not the raw model's argmax,
+    so a heat map never contradicts its caption. {'maps', 'layer', 'targets' (class names)}."""
+    from genspot.data.batches import normalize
+
+    if target == "predicted":
+        chosen: str | torch.Tensor = torch.tensor([spec.positive if lab == "FAKE" else 1 - spec.positive for lab in labels])
+    else:
+        chosen = target
+    r = explain_batch(model, spec, normalize(x_u8, spec.mean, spec.std), method=method, target=chosen, layer=layer)
+    return {"maps": r["maps"], "layer": r["layer"], "targets": [spec.class_names[int(i)] for i in r["target"]]}

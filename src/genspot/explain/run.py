@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genspot.data.decode import input_array
+from genspot.data.image import read_input
 from genspot.data.inputs import DEFAULT_MAX_FILE_BYTES, count_inputs, iter_inputs
 from genspot.explain.render import explanation_panel, safe_stem, save_png
 from genspot.progress import progress_bar, warn
@@ -31,16 +31,13 @@ class ExplainSummary:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _batches(paths: list[str], size: int, batch_size: int, summary: ExplainSummary, max_bytes: int, bar, policy: str = "resize"):
-    from genspot.predict import decode
-
+def _batches(paths: list[str], size: int, batch_size: int, summary: ExplainSummary, max_bytes: int, bar, mode: str):
     names: list[tuple[str, str]] = []
     arrays, facts = [], []
     for item in iter_inputs(paths, max_bytes):
         if item.error is None:
             try:  # decoded exactly as Detector.predict decodes, so the scores agree
-                img, f = decode(item.data)  # type: ignore[arg-type]
-                arr = input_array(img, size, policy)
+                arr, f = read_input(item.data, size, mode)  # type: ignore[arg-type]
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the rest
                 item.error = f"not a readable image: {e}"
         if item.error is not None:
@@ -64,7 +61,7 @@ def _write_panel(chw: np.ndarray, heat: np.ndarray, caption: str, path: Path) ->
 
 def explain_paths(
     paths: list[str],
-    model_dir: str | Path,
+    detector: Any,
     out: str | Path,
     method: str = "gradcam",
     target: str = "predicted",
@@ -73,18 +70,21 @@ def explain_paths(
     progress: bool = True,
     write_png: bool = True,
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
-    precision: str = "fp32",
+    mode: str = "auto",
 ) -> ExplainSummary:
-    """Explain every image under `paths`; writes `<name>_<method>.png` and `.npy` into `out`.
+    """Explain every image under `paths` with a loaded Detector (`detector`); writes
+    `<name>_<method>.png` and `.npy` into `out`. `mode` (auto, resize or crop) says which S x S
+    pixels are explained, as in predict.
 
     Scores and targets come from Detector.explain_arrays: the same p_fake as `genspot predict`."""
-    from genspot.predict import Detector
+    from genspot.errors import GenspotError
 
-    det = Detector.load(model_dir, precision=precision)
-    cfg = det.config
+    det = detector
+    mode = det.resolve_mode(mode)
+    if mode == "tiles":
+        raise GenspotError("a heat map explains one S x S input: use mode auto, resize or crop (tiles mode has its tile map)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    size = int(cfg.get("input_size", 32))
     summary = ExplainSummary()
     used: dict[str, int] = {}
     t0 = time.perf_counter()
@@ -94,10 +94,10 @@ def explain_paths(
     previous: list = []  # PNG writes of the batch before this one
     total = count_inputs(paths) if progress else None
     with writer, progress_bar(f"explaining ({method})", total=total, unit="img", enabled=progress) as bar:
-        for names, arr, facts in _batches(paths, size, batch_size, summary, max_bytes, bar, det.policy):
+        for names, arr, facts in _batches(paths, det.size, batch_size, summary, max_bytes, bar, mode):
             quiet = contextlib.redirect_stderr(io.StringIO()) if method == "scorecam" else contextlib.nullcontext()
             with quiet:  # Score-CAM draws a tqdm bar per image
-                r = det.explain_arrays(torch.from_numpy(arr), method=method, target=target, layer=layer, facts=facts)
+                r = det.explain_arrays(torch.from_numpy(arr), method=method, target=target, layer=layer, facts=facts, mode=mode)
             current = []
             for i, (name, rel) in enumerate(names):
                 stem = safe_stem(rel or name)

@@ -36,6 +36,9 @@ class CifakeCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("cifake_cnn", "CIFAKE paper's CNN: 2 conv (32) + dense 64", "Bird & Lotfi 2024")
+# Built for one input size (its dense layer sees the flattened map). Explained after the second
+# conv's ReLU (13x13 at 32 px); no CAM: it flattens into dense layers.
+@register_model("cifake_cnn", "CIFAKE paper's CNN: 2 conv (32) + dense 64", "Bird & Lotfi 2024", sized=True,
+                target_layer="features.4", cam_why="it flattens into dense layers")
 def cifake_cnn(num_classes: int = 2, **kwargs) -> nn.Module:
     return CifakeCNN(num_classes=num_classes, **kwargs)

@@ -8,6 +8,7 @@ as a CIFAR-style variant that keeps 4x larger maps (at 16x the compute).
 import timm
 from torch import nn
 
+from genspot.models.layers import deepest_block
 from genspot.models.registry import register_model
 
 
@@ -22,11 +23,16 @@ def _timm(arch: str, num_classes: int, stem_stride: int = 2, drop_rate: float = 
     return model
 
 
-@register_model("efficientnet_b0", "timm efficientnet_b0", "Tan & Le 2019")
+# Explained at the deepest block that keeps a 4x4 map (found by a dry run, so stem_stride=1
+# variants get a deeper block); CAM over bn2, which feeds the pooling and the classifier.
+_FACTS = {"target_layer": deepest_block, "cam": ("bn2", "classifier")}
+
+
+@register_model("efficientnet_b0", "timm efficientnet_b0", "Tan & Le 2019", **_FACTS)
 def efficientnet_b0(num_classes: int = 2, **kwargs) -> nn.Module:
     return _timm("efficientnet_b0", num_classes, **kwargs)
 
 
-@register_model("efficientnetv2_b0", "timm tf_efficientnetv2_b0", "Tan & Le 2021")
+@register_model("efficientnetv2_b0", "timm tf_efficientnetv2_b0", "Tan & Le 2021", **_FACTS)
 def efficientnetv2_b0(num_classes: int = 2, **kwargs) -> nn.Module:
     return _timm("tf_efficientnetv2_b0", num_classes, **kwargs)

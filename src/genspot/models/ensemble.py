@@ -20,7 +20,7 @@ from torch import nn
 from genspot.errors import GenspotError
 from genspot.models.io import load_model_dir, save_model_dir, split_differences
 from genspot.models.registry import register_model
-from genspot.models.resnet import SpotResNet
+from genspot.models.resnet import RESNET_FACTS, SpotResNet
 
 SMALL = {"widths": [16, 32, 64, 128], "blocks": [1, 1, 1]}
 
@@ -78,7 +78,7 @@ def merge(models: Sequence[SpotResNet]) -> SpotEnsemble:
     return ens
 
 
-@register_model("spot_resnet_ensemble", "spot_resnet models with averaged logits, as one GAP + linear net", "genspot")
+@register_model("spot_resnet_ensemble", "spot_resnet models with averaged logits, as one GAP + linear net", "genspot", **RESNET_FACTS)
 def spot_resnet_ensemble(num_classes: int = 2, members: Sequence[dict[str, Any]] | None = None) -> nn.Module:
     return SpotEnsemble(num_classes=num_classes, members=members)
 
@@ -99,18 +99,18 @@ def make_ensemble_dir(member_dirs: Sequence[str], out_dir: str | Path) -> Path:
     loaded = [load_model_dir(d) for d in member_dirs]
     cfg0 = loaded[0][1]
     for d, (_, cfg) in zip(member_dirs[1:], loaded[1:]):
-        diff = [k for k in _SHARED if cfg.get(k) != cfg0.get(k)]
-        diff += [f"data.{k}" for k in split_differences(cfg, cfg0)]
+        diff = [k for k in _SHARED if getattr(cfg, k) != getattr(cfg0, k)]
+        diff += [f"data.{k}" for k in split_differences(cfg.data, cfg0.data)]
         if diff:
             raise GenspotError(f"{d} differs from {member_dirs[0]} in {', '.join(diff)}; members must share split and input")
     try:
         model = merge([m for m, _ in loaded])
     except ValueError as e:
         raise GenspotError(f"{', '.join(map(str, member_dirs))}: {e}") from None
-    config = {k: v for k, v in cfg0.items() if k not in ("name", "calibration", "temperature", "domain")}  # domain statistics are per network: fit the ensemble's own
+    config = {k: v for k, v in cfg0.to_config().items() if k not in ("name", "calibration", "temperature", "domain")}  # domain statistics are per network: fit the ensemble's own
     config.update(model="spot_resnet_ensemble", model_kwargs={"members": model.members}, temperature=1.0,
-                  channels_last=all(c.get("channels_last", False) for _, c in loaded),
-                  ensemble=[{"source": str(d), "model": c["model"], "training": c.get("training")}
+                  channels_last=all(c.channels_last for _, c in loaded),
+                  ensemble=[{"source": str(d), "model": c.model, "training": c["training"] if "training" in c else None}
                             for d, (_, c) in zip(member_dirs, loaded)])  # fmt: skip
     config.pop("training", None)  # per member, under "ensemble"
     return save_model_dir(model, config, out_dir)

@@ -18,41 +18,46 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from genspot.errors import GenspotError
-from genspot.models.registry import create_model
+from genspot.data.splits import SPLIT_KEYS, DataSpec
+from genspot.models.spec import ModelSpec, as_spec
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-# the config["data"] keys that fix which images trained and which validate
-SPLIT_KEYS = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split", "sources")
+__all__ = ["SPLIT_KEYS", "ModelSpec", "load_model_dir", "read_config", "read_spec", "save_model_dir", "write_config"]
 
 
-def positive_index(config: dict[str, Any]) -> int:
-    """Which logit is FAKE's, as the model's config names its classes."""
-    return list(config.get("class_names", ["REAL", "FAKE"])).index(config.get("positive_class", "FAKE"))
+def split_differences(data_a: DataSpec, data_b: DataSpec) -> list[str]:
+    """The SPLIT_KEYS in which two models' data splits (ModelSpec.data) differ (empty: the same split)."""
+    a, b = data_a.split_key(), data_b.split_key()
+    return [k for k in SPLIT_KEYS if a[k] != b[k]]
 
 
-def split_differences(config_a: dict[str, Any], config_b: dict[str, Any]) -> list[str]:
-    """The SPLIT_KEYS in which two model configs' data splits differ (empty: the same split)."""
-    a, b = config_a.get("data", {}), config_b.get("data", {})
-    return [k for k in SPLIT_KEYS if a.get(k) != b.get(k)]
+def write_config(config: ModelSpec | dict[str, Any], out_dir: str | os.PathLike) -> Path:
+    """config.json, written atomically (a reader never sees half a file)."""
+    cfg = config.to_config() if isinstance(config, ModelSpec) else config
+    out = Path(out_dir)
+    tmp_c = out / (CONFIG_FILE + ".tmp")
+    tmp_c.write_text(json.dumps(cfg, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp_c, out / CONFIG_FILE)
+    return out / CONFIG_FILE
 
 
-def save_model_dir(model: nn.Module, config: dict[str, Any], out_dir: str | os.PathLike) -> Path:
+def save_model_dir(model: nn.Module, config: ModelSpec | dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write weights and config atomically (a reader never sees half a file)."""
+    cfg = config.to_config() if isinstance(config, ModelSpec) else config
+    as_spec(cfg)  # a config that would not load is refused before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp_w = out / (WEIGHTS_FILE + ".tmp")
-    save_file(sd, str(tmp_w), metadata={"format": "pt", "model": str(config.get("model", ""))})
-    tmp_c = out / (CONFIG_FILE + ".tmp")
-    tmp_c.write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
+    save_file(sd, str(tmp_w), metadata={"format": "pt", "model": str(cfg["model"])})
     # safetensors writes through a private temporary file (mode 0600): give the weights the
     # mode any new file gets here (0644 under the usual umask), as config.json has.
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp_w, 0o666 & ~umask)
     os.replace(tmp_w, out / WEIGHTS_FILE)
-    os.replace(tmp_c, out / CONFIG_FILE)
+    write_config(cfg, out)
     return out
 
 
@@ -88,6 +93,7 @@ def resolve_model_dir(model_dir: str | os.PathLike | None) -> Path:
 
 
 def read_config(model_dir: str | os.PathLike | None) -> dict[str, Any]:
+    """config.json as the file holds it (to rewrite it); consumers read `read_spec`."""
     d = resolve_model_dir(model_dir)
     cfg_path = d / CONFIG_FILE
     if not cfg_path.is_file():
@@ -98,22 +104,27 @@ def read_config(model_dir: str | os.PathLike | None) -> dict[str, Any]:
         raise GenspotError(f"{cfg_path} is not valid JSON: {e}") from None
 
 
+def read_spec(model_dir: str | os.PathLike | None) -> ModelSpec:
+    """The model directory's config.json as a ModelSpec (every default applied in one place)."""
+    return ModelSpec.from_config(read_config(model_dir))
+
+
 def load_model_dir(
     model_dir: str | os.PathLike | None, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
+) -> tuple[nn.Module, ModelSpec]:
     """Build the model named in config.json and load its safetensors weights, in eval mode.
 
     `model_dir` None or "default" loads the shipped default detector."""
     d = resolve_model_dir(model_dir)
-    cfg = read_config(d)
+    spec = read_spec(d)
     w = d / WEIGHTS_FILE
     if not w.is_file():
         raise GenspotError(f"{d} has no {WEIGHTS_FILE}")
-    model = create_model(cfg["model"], num_classes=len(cfg.get("class_names", [0, 0])), **cfg.get("model_kwargs", {}))
+    model = spec.build()
     try:
         model.load_state_dict(load_file(str(w)))
     except (RuntimeError, OSError) as e:
         first = str(e).strip().splitlines()[0]
-        raise GenspotError(f"{w} does not fit model {cfg['model']!r}: {first}") from None
+        raise GenspotError(f"{w} does not fit model {spec.model!r}: {first}") from None
     model.eval().to(device)
-    return model, cfg
+    return model, spec

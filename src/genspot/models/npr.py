@@ -69,7 +69,9 @@ class NPR(nn.Module):
         return self.head(self.forward_features(x))
 
 
-@register_model("npr", "NPR: image minus its 2x nearest resample, into ResNet-50 stages 1-2", "Tan et al. 2024")
+# Explained at layer2, the last stage (S/8: 4x4 at 32 px, 32x32 at 256 px), which feeds the pooling and one linear layer.
+@register_model("npr", "NPR: image minus its 2x nearest resample, into ResNet-50 stages 1-2", "Tan et al. 2024",
+                target_layer="layer2", cam=("layer2", "head.-1"))
 def npr(num_classes: int = 2, **kwargs) -> nn.Module:
     """Neighbouring Pixel Relationships (CVPR 2024), from scratch."""
     return NPR(num_classes=num_classes, **kwargs)

@@ -1,7 +1,13 @@
 """A timm-style model registry: builders register under a name; create_model builds by name.
 
-Each builder returns an nn.Module taking normalised (B, 3, 32, 32) float input and
-returning (B, num_classes) logits. Weights come only from a local file (`pretrained=PATH`).
+Each builder returns an nn.Module taking normalised (B, 3, S, S) float input (S: the model's
+input size, 32 for CIFAKE) and returning (B, num_classes) logits. Weights come only from a
+local file (`pretrained=PATH`).
+
+Each registration also declares what the rest of genspot needs to know of the model, the way
+timm keeps a default_cfg beside each builder: whether it is built for one input size, its CAM
+head, its Grad-CAM layer, whether attention rollout applies, where the domain check reads its
+features. Adding a model is one file with one `@register_model(...)`; nothing else names it.
 """
 
 from __future__ import annotations
@@ -21,23 +27,51 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# A model's default explanation layer: a dotted path, or a function of (model, input size) -> path.
+LayerRule = str | Callable[[nn.Module, int], str]
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
     description: str
     paper: str = ""
+    # built for one input size: train passes --image-size as `img_size` when it is not 32
+    sized: bool = False
+    # CAM: (the layer feeding the global pooling, the dotted path of the one linear layer after it);
+    # None where CAM does not apply, with the reason in cam_why
+    cam: tuple[str, str] | None = None
+    cam_why: str = "its head is not a plain linear layer over pooled maps"
+    # Grad-CAM and its kin: the default target layer, and how its output becomes (B, C, H, W)
+    target_layer: LayerRule | None = None
+    reshape: Callable[[torch.Tensor], torch.Tensor] | None = None
+    rollout: bool = False  # attention rollout applies (a ViT without a class token)
+    # the domain score's features: the input of this linear layer (None: the model's last nn.Linear)
+    feature_layer: str | None = None
+
+    def explain_layer(self, model: nn.Module, input_size: int) -> str:
+        if self.target_layer is None:
+            raise GenspotError(f"no default explanation layer for model {self.name!r}; give one with --layer")
+        return self.target_layer if isinstance(self.target_layer, str) else self.target_layer(model, input_size)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, description: str, paper: str = "") -> Callable:
+def register_model(name: str, description: str, paper: str = "", **facts: Any) -> Callable:
+    """Register a builder under `name`, with the model's facts (see ModelEntry's fields)."""
+
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = ModelEntry(name, fn, description, paper)
+        _REGISTRY[name] = ModelEntry(name, fn, description, paper, **facts)
         return fn
 
     return deco
+
+
+def unregister_model(name: str) -> None:
+    """Forget a registered model (tests that register a toy one clean up with this)."""
+    _REGISTRY.pop(name, None)
 
 
 def list_models() -> list[str]:
@@ -52,14 +86,10 @@ def model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-# Models built for one input size: genspot train passes them --image-size as `img_size` when it is not 32.
-SIZED = ("cifake_cnn", "vit_p2")
-
-
 def sized_kwargs(name: str, size: int, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """`kwargs` plus img_size=size for a model built for one input size (nothing added at 32 px)."""
     out = dict(kwargs or {})
-    if name in SIZED and size != 32:
+    if model_entry(name).sized and size != 32:
         out.setdefault("img_size", size)
     return out
 

@@ -108,7 +108,11 @@ class SpotResNet(nn.Module):
         return self.head(self.pool(self.forward_features(x)))
 
 
-@register_model("spot_resnet", "genspot CIFAR-style ResNet, full-res stem (default candidate)", "genspot")
+# Explained at the last stage (8x8 at 32 px), which feeds the global pooling and the one linear layer.
+RESNET_FACTS = {"target_layer": "stages.-1", "cam": ("stages", "head.-1")}
+
+
+@register_model("spot_resnet", "genspot CIFAR-style ResNet, full-res stem (default candidate)", "genspot", **RESNET_FACTS)
 def spot_resnet(num_classes: int = 2, **kwargs) -> nn.Module:
     for k in ("widths", "blocks"):
         if k in kwargs:
@@ -116,7 +120,7 @@ def spot_resnet(num_classes: int = 2, **kwargs) -> nn.Module:
     return SpotResNet(num_classes=num_classes, **kwargs)
 
 
-@register_model("spot_resnet_s", "small spot_resnet: widths 16-32-64-128", "genspot")
+@register_model("spot_resnet_s", "small spot_resnet: widths 16-32-64-128", "genspot", **RESNET_FACTS)
 def spot_resnet_s(num_classes: int = 2, **kwargs) -> nn.Module:
     kwargs.setdefault("widths", (16, 32, 64, 128))
     return spot_resnet(num_classes=num_classes, **kwargs)

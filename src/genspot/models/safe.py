@@ -41,7 +41,9 @@ class SAFE(NPR):
             return F.interpolate(hh, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-@register_model("safe", "SAFE: wavelet HH band (crop, no resize) into ResNet-50 stages 1-2", "Li et al. 2025")
+# Explained as npr is: layer2 feeds the pooling and one linear layer.
+@register_model("safe", "SAFE: wavelet HH band (crop, no resize) into ResNet-50 stages 1-2", "Li et al. 2025",
+                target_layer="layer2", cam=("layer2", "head.-1"))
 def safe(num_classes: int = 2, **kwargs) -> nn.Module:
     """SAFE (KDD 2025), from scratch; train it with --input-policy crop, as the paper does."""
     return SAFE(num_classes=num_classes, **kwargs)

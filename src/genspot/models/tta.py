@@ -1,6 +1,6 @@
 """Logits as a model directory's config asks for them, with test-time augmentation.
 
-`config["tta"] == "flip"` averages the logits of the image and its mirror image. A
+`tta == "flip"` (a model's `ModelSpec.tta`) averages the logits of the image and its mirror image. A
 horizontal flip maps CIFAKE's 8x8 JPEG block grid onto itself (32 is a multiple of 8), so
 both views carry the same compression traces; the flip only removes left-right chance.
 `"d4"` averages all eight symmetries of the square (for models trained with `--augment d4`).
@@ -9,8 +9,6 @@ directory gives one number everywhere. Explanations use the single, unflipped vi
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
@@ -29,9 +27,10 @@ def _views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
     return [x]
 
 
-def predict_logits(model: nn.Module, config: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) normalised input -> (B, classes) float logits, TTA applied."""
-    views = _views(x, config.get("tta", "none"))
+def predict_logits(model: nn.Module, tta: str, x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) normalised input -> (B, classes) float logits, averaged over the `tta` views
+    (none, flip or d4: a model's ModelSpec.tta)."""
+    views = _views(x, tta)
     logits = model(views[0]).float()
     for v in views[1:]:
         logits = logits + model(v).float()

@@ -48,6 +48,8 @@ class VGG16(nn.Module):
         return self.head(self.pool(self.features(x)))
 
 
-@register_model("vgg16", "VGG16 conv base + global pool + linear (study layout)", "Simonyan & Zisserman 2015")
+# Explained at conv4_3's ReLU (4x4 at 32 px), the last map before it shrinks to 2x2.
+@register_model("vgg16", "VGG16 conv base + global pool + linear (study layout)", "Simonyan & Zisserman 2015",
+                target_layer="features.22", cam=("features", "head.-1"))
 def vgg16(num_classes: int = 2, **kwargs) -> nn.Module:
     return VGG16(num_classes=num_classes, **kwargs)

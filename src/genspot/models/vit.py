@@ -12,10 +12,14 @@ so the 256 tokens map one-to-one onto a 16x16 grid (what explanations reshape to
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from genspot.models.layers import tokens_to_map
 from genspot.models.registry import register_model
 
 
-@register_model("vit_p2", "ViT img 32, patch 2, dim 128, 8 heads, depth 6", "Dosovitskiy et al. 2021")
+# Built for one input size (patch S/16 keeps 256 tokens). Grad-CAM at the last block's norm1, its
+# 256 tokens as a 16x16 map (no class token); attention rollout applies; no CAM (no pooled maps).
+@register_model("vit_p2", "ViT img 32, patch 2, dim 128, 8 heads, depth 6", "Dosovitskiy et al. 2021", sized=True,
+                target_layer="blocks.-1.norm1", reshape=tokens_to_map, rollout=True)
 def vit_p2(num_classes: int = 2, depth: int = 6, mlp_ratio: float = 2.0, drop_rate: float = 0.0, img_size: int = 32,
            patch_size: int | None = None, **kwargs) -> nn.Module:  # fmt: skip
     patch = patch_size or max(1, img_size // 16)

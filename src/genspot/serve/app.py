@@ -28,8 +28,8 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from genspot import __version__
-from genspot.data.decode import ImageTooLarge, open_image
-from genspot.errors import GenspotError
+from genspot.data.image import ImageTooLarge, open_image
+from genspot.errors import GenspotError, quote
 from genspot.explain.methods import METHODS
 from genspot.explain.render import colorize, explanation_panel, overlay
 from genspot.models import count_parameters
@@ -144,25 +144,25 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
 
     @app.get("/v1/models")
     def models() -> list[dict[str, Any]]:
-        cfg = det.config
+        spec = det.spec
         metrics_file = model_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         validation = metrics.get("validation")
         keep = ("n", "accuracy", "accuracy_ci95", "precision", "recall", "f1", "roc_auc", "split")
         return [{
             "name": det.name,
-            "architecture": cfg["model"],
+            "architecture": spec.model,
             "parameters": count_parameters(det.model)[0],
             "input_size": det.size,
             "input_policy": det.policy,  # resize | crop: how an image becomes input_size pixels
-            "trained_on": Path(str(cfg.get("data", {}).get("source") or "")).name or None,  # the training archive's file name
+            "trained_on": Path(spec.data.source).name if spec.data.source else None,  # the training archive's file name
             "temperature": det.temperature,
-            "tta": cfg.get("tta", "none"),
-            "class_names": cfg.get("class_names"),
+            "tta": spec.tta,
+            "class_names": list(spec.class_names),
             "validation": {k: validation[k] for k in keep if k in validation} if validation else None,
-            "calibration": cfg.get("calibration"),
-            "heldout": metrics.get("heldout"),
-            "domain": cfg.get("domain"),  # the domain check's statistics and threshold (None: the rule alone)  # the held-out test split, scored independently (shipped detectors)
+            "calibration": dict(spec.calibration) if spec.calibration else None,
+            "heldout": metrics.get("heldout"),  # the held-out test split, scored independently (shipped detectors)
+            "domain": dict(spec.domain) if spec.domain else None,  # the domain check's statistics and threshold (None: the rule alone)
             "model_card": (model_dir / "MODEL_CARD.md").is_file(),
         }]  # fmt: skip
 
@@ -190,14 +190,21 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
         method: Annotated[str, Form(description=" | ".join(METHODS))] = "gradcam",
         target: Annotated[str, Form(description="predicted | fake | real")] = "predicted",
         format: Annotated[str, Form(description="png (overlay panel) | json (base64 PNGs)")] = "png",
+        mode: Annotated[str, Form(description="which S x S pixels are explained: auto (the model's own input policy) | resize | crop")] = "auto",
     ) -> Any:
         t0 = time.perf_counter()
         if method not in METHODS:
-            raise HTTPException(422, f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+            raise HTTPException(422, f"unknown method {quote(method)}; choose one of {', '.join(METHODS)}")
         if target not in TARGETS:
-            raise HTTPException(422, f"unknown target {target!r}; choose predicted, fake or real")
+            raise HTTPException(422, f"unknown target {quote(target)}; choose predicted, fake or real")
         if format not in ("png", "json"):
-            raise HTTPException(422, f"unknown format {format!r}; choose png or json")
+            raise HTTPException(422, f"unknown format {quote(format)}; choose png or json")
+        try:
+            mode = det.resolve_mode(mode)
+        except GenspotError as e:
+            raise HTTPException(422, str(e)) from None
+        if mode == "tiles":
+            raise HTTPException(422, "a heat map explains one S x S input: use mode auto, resize or crop")
         data = await read_upload(file)
         name = file.filename or "upload"
         if sniff(data) is None:
@@ -208,7 +215,7 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
             if err:
                 raise HTTPException(422, f"{name}: {err}")
             with lock:
-                return det.explain(data, method=method, target=target)
+                return det.explain(data, method=method, target=target, mode=mode)
 
         try:
             e = await run_in_threadpool(run)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from genspot.data.decode import MAX_PIXELS
+from genspot.data.image import MAX_PIXELS
 
 # Magic numbers of the formats genspot reads; the extension and the declared type are ignored.
 _SIGNATURES = (
