@@ -185,6 +185,11 @@ def data_info(
         f"duplicates: {d['groups']:,} groups of byte-identical images ({d['images']:,} images), "
         f"{d['groups_across_splits']:,} across splits, {d['groups_with_both_labels']:,} with both labels"
     )
+    if info.get("pairing"):
+        p = info["pairing"]
+        per = "; ".join(f"{s}: {v['pairs']:,} pairs" + (f" ({v['real_only']:,} real only, {v['fake_only']:,} fake only)" if v["real_only"] or v["fake_only"] else "")
+                        for s, v in p["sources"].items())  # fmt: skip
+        out.print(f"aligned archive of {p['photos']:,} photos ({per}); the split keeps a photo and all made from it on one side", highlight=False)
     out.print(f"skipped: {info['skipped']:,}   loaded in {info['load_seconds']:.2f} s ({'cache' if info['from_cache'] else 'decoded'})")
     _print_container(info["container"])
 
@@ -296,6 +301,7 @@ def train_cmd(
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (pays on CUDA for long runs; not on a 2-core CPU)")] = _TD["compile"],
     profile: Annotated[bool, typer.Option(help="time each epoch's parts (batching and augmentation, forward, backward, optimizer, validation) into metrics.jsonl and print them")] = _TD["profile"],
     cache: Annotated[str, typer.Option(help="disk (decode once into the on-disk cache) | none (decode every batch from the archive in worker processes: no copy, slower epochs)")] = _TD["cache"],
+    group_by: Annotated[str, typer.Option(help="auto (by photo on an aligned archive from genspot synth) | stem (a photo and all made from it on one side) | none")] = _TD["group_by"],
     recipe: Annotated[Optional[str], typer.Option(help="start from a named recipe (fast | default; see docs/training.md); options given here override it")] = None,
 ) -> None:
     """Train a model; writes model.safetensors + config.json (best val epoch) and metrics.jsonl."""
@@ -317,7 +323,7 @@ def train_cmd(
             early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
             model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta, devices=devices,
             strategy=strategy, num_nodes=num_nodes, compile=compile_model, profile=profile,
-            teacher=teacher, distill=distill, ema=ema, sam=sam, cache=cache,
+            teacher=teacher, distill=distill, ema=ema, sam=sam, cache=cache, group_by=group_by,
         )  # fmt: skip
         if recipe is not None:
             from genspot.recipes import recipe as recipe_options
@@ -676,6 +682,31 @@ def serve_cmd(
 
 
 QUICKSTART_MARK = ".genspot-quickstart"  # marks a folder the quickstart made, and may replace
+
+
+@app.command("synth")
+def synth_cmd(
+    photos: Annotated[list[str], typer.Argument(help="real photos: files, folders (recursive), zip archives or globs")],
+    out_file: Annotated[Path, typer.Option("--out", help="the aligned archive to write (.zip)")],
+    op: Annotated[Optional[list[str]], typer.Option("--op", help="operator, repeatable: ae:NAME | splice:OP | up:nearest|bilinear|bicubic | identity")] = None,
+    autoencoder: Annotated[Optional[list[str]], typer.Option(help="NAME=FOLDER of a tiny autoencoder (encoder/decoder.safetensors), repeatable")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the splice regions")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="the first N photos (sorted by name) only")] = None,
+    workers: Annotated[int, typer.Option(help="processes (0: this one)")] = 1,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads per process (default: cores / processes)")] = None,
+    resume: Annotated[bool, typer.Option(help="finish an interrupted run into the same --out")] = False,
+    force: Annotated[bool, typer.Option(help="replace an existing archive or unfinished run")] = False,
+) -> None:
+    """Make fakes from real photos: an aligned archive (<source>/0_real, 1_fake, masks) genspot reads in place."""
+    from genspot.synth.engine import SynthConfig, synth
+
+    m = synth(SynthConfig(photos=photos, out=str(out_file), operators=op or ["ae:taef2"], autoencoders=_pairs(autoencoder, "--autoencoder", "NAME=FOLDER"),
+                          seed=seed, limit=limit, workers=workers, threads=threads, resume=resume, force=force))  # fmt: skip
+    console.print(f"{_plural(m['photos'], 'photo')} x {len(m['operators'])} operators into {out_file} in {m['seconds']:.1f} s; "
+                  f"{len(m['skipped']):,} skipped; probes (never FAKE training data): {', '.join(m['probes']) or 'none'}",
+                  highlight=False, soft_wrap=True)  # fmt: skip
+    if m["skipped"]:
+        raise typer.Exit(1)
 
 
 @app.command("quickstart")

@@ -386,6 +386,16 @@ def crop_margin(cfg: TrainConfig) -> int:
     return cfg.image_size // 8 if input_policy(cfg) == "crop" else 0
 
 
+def group_by(cfg: TrainConfig) -> str | None:
+    """How the split groups images beyond byte-identical copies: by file stem on an aligned archive
+    (genspot synth: a photo and every fake made from it on one side), else not at all."""
+    if cfg.group_by == "auto":
+        from genspot.data.sources import is_aligned
+
+        return "stem" if is_aligned(cfg.data) else None
+    return None if cfg.group_by == "none" else cfg.group_by
+
+
 def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str) -> dict[str, Any]:
     """The config.json that travels with the weights."""
     return {
@@ -413,6 +423,7 @@ def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str
             "n_train": int(len(splits.train)),
             "n_val": int(len(splits.val)),
             "n_test": int(len(splits.test)) if splits.test is not None else 0,
+            "group_by": splits.info.get("group_by"),  # "stem": a photo and all made from it on one side
         },
         "training": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("model_kwargs", "progress", "out")},
     }
@@ -449,7 +460,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         ds = load_dataset(cfg.data, size=cfg.image_size, workers=cfg.workers, progress=cfg.progress, policy=policy, margin=margin)
     splits = make_splits(
         ds, cfg.protocol, seed=cfg.data_seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split,
-        sources=cfg.train_sources,
+        sources=cfg.train_sources, group_by=group_by(cfg),
     )
     # Models built for one input size (cifake_cnn, vit_p2) get it as img_size, and config.json records
     # it in model_kwargs, so that every consumer builds the same network again.

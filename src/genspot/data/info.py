@@ -10,6 +10,26 @@ import numpy as np
 from genspot.data.decode import DecodedSet, label_counts
 
 
+def pairing(ds: DecodedSet) -> dict[str, Any] | None:
+    """For an aligned archive (genspot synth): per source, how many photos have their real and their
+    fake (sharing a file stem), and how the split groups them. None for other data."""
+    from pathlib import PurePosixPath
+
+    from genspot.data.sources import is_aligned
+
+    if not is_aligned(ds.source):
+        return None
+    stems = np.array([PurePosixPath(p).stem for p in ds.paths], dtype=object)
+    out: dict[str, Any] = {"photos": int(len(set(stems.tolist()))), "split_rule": "group_by stem: a photo and all made from it on one side",
+                           "sources": {}}  # fmt: skip
+    labels = ds.labels.numpy()
+    for src in sorted(set(ds.sources.tolist())):
+        m = ds.sources == src
+        real, fake = set(stems[m & (labels == 0)].tolist()), set(stems[m & (labels == 1)].tolist())
+        out["sources"][src] = {"pairs": len(real & fake), "real_only": len(real - fake), "fake_only": len(fake - real)}
+    return out
+
+
 def dataset_info(ds: DecodedSet, max_listed: int = 100) -> dict[str, Any]:
     splits = {}
     for s in ds.split_names():
@@ -45,6 +65,7 @@ def dataset_info(ds: DecodedSet, max_listed: int = 100) -> dict[str, Any]:
         if len({int(ds.labels[i]) for i in g}) > 1:
             mixed_labels += 1
     return {
+        "pairing": pairing(ds),
         "source": ds.source,
         "fingerprint": ds.fingerprint,
         "images": len(ds),

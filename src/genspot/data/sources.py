@@ -30,6 +30,19 @@ LABEL_DIRS = {"real": 0, "fake": 1, "nature": 0, "ai": 1, "0_real": 0, "1_fake":
 LAYOUTS = "REAL/FAKE folders (CIFAKE), <generator>/{train,val}/{nature,ai} (GenImage), <generator>/[<class>/]{0_real,1_fake} (CNNDetection)"
 _SPLIT_NAMES = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
 NO_SPLIT = "all"  # split name for records whose path has no train/test/val component
+# The manifest at the root of an aligned archive (genspot synth): its members are grouped by photo.
+ALIGNED_MANIFEST = "genspot-synth.json"
+
+
+def is_aligned(path: str | Path) -> bool:
+    """Whether an archive or folder was written by genspot synth (a fake and its photo share a file stem)."""
+    p = Path(path)
+    if p.is_dir():
+        return (p / ALIGNED_MANIFEST).is_file()
+    if p.is_file() and zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as z:
+            return any(n == ALIGNED_MANIFEST or n.endswith("/" + ALIGNED_MANIFEST) for n in z.namelist())
+    return False
 # Operating-system litter that is neither data nor worth a warning.
 _IGNORED_PARTS = {"__macosx", ".ds_store", "thumbs.db", "desktop.ini"}
 

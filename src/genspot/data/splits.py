@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -27,6 +28,28 @@ def duplicate_groups(hashes: list[str]) -> np.ndarray:
     """Group id per item; items with equal hashes share an id."""
     _, inverse = np.unique(np.asarray(hashes, dtype=object).astype(str), return_inverse=True)
     return inverse.astype(np.int64)
+
+
+def merge_groups(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Group ids under which items share a group when they share one in `a` or in `b` (transitively)."""
+    parent = list(range(len(a)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for ids in (a, b):
+        first: dict[int, int] = {}
+        for i, g in enumerate(ids.tolist()):
+            if g in first:
+                ra, rb = find(i), find(first[g])
+                if ra != rb:
+                    parent[ra] = rb
+            else:
+                first[g] = i
+    return duplicate_groups([str(find(i)) for i in range(len(a))])
 
 
 def carve(
@@ -102,7 +125,8 @@ class Splits:
 
 
 # the data-block keys that fix which images trained and which validate
-SPLIT_KEYS = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split", "sources")
+SPLIT_KEYS = ("fingerprint", "protocol", "split_seed", "val_fraction", "limit", "source_split", "sources", "group_by")
+GROUPINGS = ("stem",)  # group_by: also keep every file sharing a stem (a photo and all made from it) on one side
 
 
 @dataclass(frozen=True)
@@ -120,6 +144,7 @@ class DataSpec:
     n_train: int | None = None
     n_val: int | None = None
     n_test: int | None = None
+    group_by: str | None = None  # "stem": an aligned archive's photo and everything made from it on one side
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -140,7 +165,8 @@ class DataSpec:
 def splits_from_config(ds: DecodedSet, data: DataSpec) -> Splits:
     """The split a model was trained on, rebuilt from its config's data block (ModelSpec.data)."""
     return make_splits(ds, data.protocol, seed=data.split_seed, val_fraction=data.val_fraction, limit=data.limit,
-                       source_split=data.source_split, sources=list(data.sources) if data.sources is not None else None)  # fmt: skip
+                       source_split=data.source_split, sources=list(data.sources) if data.sources is not None else None,
+                       group_by=data.group_by)  # fmt: skip
 
 
 def make_splits(
@@ -152,6 +178,7 @@ def make_splits(
     limit: int | None = None,
     source_split: str | None = None,
     sources: list[str] | None = None,
+    group_by: str | None = None,
 ) -> Splits:
     """Carve train / val (/ test) from a dataset.
 
@@ -161,6 +188,9 @@ def make_splits(
     'study': 10k train / 5k val / 5k test carved from the pool, as the study did; scaled down
     in the same 2:1:1 ratio when the pool is smaller. `sources` keeps only the images of those
     sources (generators' folders) in the pool and the test split: train on one generator.
+    `group_by="stem"` (aligned archives, genspot synth) also keeps every image whose file stem is
+    the same, a photo and all made from it under every source, on one side; the parts are then
+    sized in images over whole photo groups, each holding both classes.
     """
     if protocol not in PROTOCOLS:
         raise GenspotError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
@@ -178,9 +208,17 @@ def make_splits(
         pool = pool[np.isin(ds.sources[pool], sources)]
     labels = ds.labels.numpy()[pool]
     groups = duplicate_groups([ds.hashes[i] for i in pool])
+    if group_by is not None:
+        if group_by not in GROUPINGS:
+            raise GenspotError(f"unknown grouping {group_by!r}; choose {' or '.join(GROUPINGS)}")
+        groups = merge_groups(groups, duplicate_groups([PurePosixPath(ds.paths[i]).stem for i in pool]))
+    # Photo groups hold both classes: stratifying by a group's first label would miscount them;
+    # whole groups, each balanced, keep the parts balanced.
+    strata = np.zeros_like(labels) if group_by is not None else labels
     if len(np.unique(labels)) < 2:
         raise GenspotError("the training data holds only one class; both REAL and FAKE are needed")
-    info = {"pool_split": source_split, "pool_size": int(len(pool)), "sources": list(sources) if sources else None}
+    info = {"pool_split": source_split, "pool_size": int(len(pool)), "sources": list(sources) if sources else None,
+            "group_by": group_by}
     test = ds.indices("test") if "test" in names and source_split != "test" else None
     if test is not None and sources:
         test = test[np.isin(ds.sources[test], sources)]
@@ -191,7 +229,7 @@ def make_splits(
             scale = len(pool) / total
             sizes = {k: max(2, int(v * scale)) for k, v in sizes.items()}
             warn(f"pool of {len(pool)} images is smaller than the study's 20,000: using {sizes}")
-        parts = carve(labels, groups, sizes, seed)
+        parts = carve(strata, groups, sizes, seed)
         info["sizes"] = sizes
         return Splits(pool[parts["train"]], pool[parts["val"]], pool[parts["test"]], protocol, seed, info)
     if not 0.0 < val_fraction < 1.0:
@@ -200,7 +238,7 @@ def make_splits(
     sizes = {"val": n_val}
     if limit is not None:
         sizes["train"] = min(limit, len(pool) - n_val)
-    parts = carve(labels, groups, sizes, seed)
+    parts = carve(strata, groups, sizes, seed)
     train = parts["train"] if limit is not None else parts["rest"]
     info["val_fraction"] = val_fraction
     if limit is not None:
