@@ -18,6 +18,7 @@ autoencoders, at most two chunks per worker in flight: memory stays bounded.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -26,6 +27,7 @@ import os
 import shutil
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -164,27 +166,18 @@ def _make_chunk(args: tuple[int, list[tuple[str, str, bytes]], list[dict], int, 
         weight = splice_weight(h, w, photo_rng(seed, stem, "splice"))
         return splice(pixels[i], inner, weight), mask_png(weight)
 
-    final = Path(parts) / f"part-{index:06d}.zip"
-    tmp = final.with_suffix(".tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-            for i, (stem, ext, data, _px, container) in enumerate(decoded):
-                for op in ops:
-                    fake, mask = output(op, i, stem)
-                    z.writestr(f"{op.name}/0_real/{stem}{ext}", data)
-                    z.writestr(f"{op.name}/1_fake/{stem}{ext}", encode_like(fake, container))
-                    if mask is not None:
-                        buf = io.BytesIO()
-                        Image.fromarray(mask, "L").save(buf, "PNG")
-                        z.writestr(f"{op.name}/masks/{stem}.png", buf.getvalue())
-            if skipped:  # remembered for the manifest, also when a later run resumes past this chunk
-                z.writestr(SKIPPED, json.dumps(skipped))
-        os.replace(tmp, final)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        if e.errno == errno.ENOSPC:
-            raise GenspotError(f"the disk is full while writing {final.parent}: free space and run again with --resume") from None
-        raise
+    with _atomic_zip(Path(parts) / f"part-{index:06d}.zip") as z:
+        for i, (stem, ext, data, _px, container) in enumerate(decoded):
+            for op in ops:
+                fake, mask = output(op, i, stem)
+                z.writestr(f"{op.name}/0_real/{stem}{ext}", data)
+                z.writestr(f"{op.name}/1_fake/{stem}{ext}", encode_like(fake, container))
+                if mask is not None:
+                    buf = io.BytesIO()
+                    Image.fromarray(mask, "L").save(buf, "PNG")
+                    z.writestr(f"{op.name}/masks/{stem}.png", buf.getvalue())
+        if skipped:  # remembered for the manifest, also when a later run resumes past this chunk
+            z.writestr(SKIPPED, json.dumps(skipped))
     return index, len(decoded), skipped
 
 
@@ -319,19 +312,25 @@ def _complete(part: Path) -> bool:
 def _merge(parts: Path, n: int, out: Path, manifest: dict[str, Any]) -> None:
     """Every chunk's members, in chunk order, into one archive: written under a temporary name and
     renamed, so `out` exists only when complete."""
-    tmp = out.with_name(out.name + ".tmp")
+    with _atomic_zip(out) as z:
+        z.writestr(MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        for i in range(n):
+            with zipfile.ZipFile(parts / f"part-{i:06d}.zip") as src:
+                for info in src.infolist():
+                    if info.filename != SKIPPED:
+                        z.writestr(info, src.read(info))
+
+
+@contextlib.contextmanager
+def _atomic_zip(final: Path) -> Iterator[zipfile.ZipFile]:
+    """A zip written under a temporary name and renamed into place when complete; a full disk is one line."""
+    tmp = final.with_name(final.name + ".tmp")
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-            z.writestr(MANIFEST, json.dumps(manifest, indent=2) + "\n")
-            for i in range(n):
-                p = parts / f"part-{i:06d}.zip"
-                with zipfile.ZipFile(p) as src:
-                    for info in src.infolist():
-                        if info.filename != SKIPPED:
-                            z.writestr(info, src.read(info))
-        os.replace(tmp, out)
-    except OSError as e:
+            yield z
+        os.replace(tmp, final)
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-        if e.errno == errno.ENOSPC:
-            raise GenspotError(f"the disk is full while writing {out}: free space and run again with --resume") from None
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise GenspotError(f"the disk is full while writing {final}: free space and run again with --resume") from None
         raise
