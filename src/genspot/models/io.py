@@ -19,7 +19,7 @@ from torch import nn
 
 from genspot.errors import GenspotError
 from genspot.data.splits import SPLIT_KEYS, DataSpec
-from genspot.models.spec import ModelSpec, as_spec
+from genspot.models.spec import ModelSpec
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -45,7 +45,7 @@ def write_config(config: ModelSpec | dict[str, Any], out_dir: str | os.PathLike)
 def save_model_dir(model: nn.Module, config: ModelSpec | dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write weights and config atomically (a reader never sees half a file)."""
     cfg = config.to_config() if isinstance(config, ModelSpec) else config
-    as_spec(cfg)  # a config that would not load is refused before anything is written
+    ModelSpec.from_config(cfg)  # a config that would not load is refused before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}

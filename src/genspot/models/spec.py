@@ -141,8 +141,3 @@ def _plain(o: Any) -> Any:
     if isinstance(o, tuple):
         return list(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
-
-
-def as_spec(config: ModelSpec | Mapping[str, Any]) -> ModelSpec:
-    """A spec from a spec or a config dict (for callers that hold a config.json dict)."""
-    return config if isinstance(config, ModelSpec) else ModelSpec.from_config(config)
