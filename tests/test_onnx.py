@@ -31,7 +31,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_export_round_trips_scores_and_domain_features(tmp_path, make_model_dir, name, tta):
     d = make_model_dir(tmp_path / name, name)
     cfg = json.loads((d / "config.json").read_text())
-    cfg.update(tta=tta, temperature=0.7)  # a temperature that is not 1 must be applied once, not twice or never
+    # a temperature that is not 1 must be applied once, not twice or never; a calibrated threshold travels too
+    cfg.update(tta=tta, temperature=0.7, threshold={"margin": 0.05})
     (d / "config.json").write_text(json.dumps(cfg))
     info = export_onnx(d, tmp_path / "m.onnx")
     assert info["opset"] == 17 and info["tta"] == tta and (tmp_path / "m.onnx").is_file()
@@ -45,8 +46,12 @@ def test_export_round_trips_scores_and_domain_features(tmp_path, make_model_dir,
     import onnxruntime as ort
 
     s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    logits, p, feats = s.run(None, {"images": x.numpy()})
+    logits, p, feats, is_fake = s.run(None, {"images": x.numpy()})
     assert np.abs(p - t.p_fake(x)).max() < 1e-4
+    assert info["threshold"] == t.spec.fake_threshold != 0.5
+    margin = (lt[:, 1] - lt[:, 0]).numpy()
+    clear = np.abs(margin - 0.05) > 1e-4  # away from the cut, where float noise cannot flip a verdict
+    assert np.array_equal(is_fake[clear], margin[clear] >= 0.05)
     assert feats.shape[0] == 64 and feats.ndim == 2
     meta = s.get_modelmeta().custom_metadata_map
     assert json.loads(meta["genspot_config"])["tta"] == tta

@@ -272,7 +272,7 @@ def train_cmd(
     schedule: Annotated[str, typer.Option(help="onecycle | cosine | constant")] = _TD["schedule"],
     weight_decay: Annotated[float, typer.Option()] = _TD["weight_decay"],
     label_smoothing: Annotated[float, typer.Option()] = _TD["label_smoothing"],
-    augment: Annotated[str, typer.Option(help="none | flip | flip-crop | robust (flips + random blur and JPEG, Wang et al. 2020) | d4 (flips, transposes, 90-degree turns)")] = _TD["augment"],
+    augment: Annotated[str, typer.Option(help="none | flip | flip-crop | robust (flips + random blur and JPEG, Wang et al. 2020) | d4 (flips, transposes, 90-degree turns) | aligned (a photo and its fakes together, same crop, JPEG and rescale; REAL hard negatives; docs/synth.md)")] = _TD["augment"],
     seed: Annotated[int, typer.Option(help="seed of the split, init and batches")] = _TD["seed"],
     split_seed: Annotated[Optional[int], typer.Option(help="seed of the split alone (default: --seed); one split, other inits")] = _TD["split_seed"],
     protocol: Annotated[str, typer.Option(help="full (train minus val) | study (10k/5k/5k)")] = _TD["protocol"],
@@ -282,6 +282,7 @@ def train_cmd(
     sources: Annotated[Optional[str], typer.Option(help="comma-separated sources (generators' folders) to train on; default: all")] = None,
     image_size: Annotated[int, typer.Option(help="input size S (16-512): the model sees S x S pixels")] = _TD["image_size"],
     input_policy: Annotated[Optional[str], typer.Option(help="resize (whole image to S x S) | crop (centre S x S at native resolution); default: resize at 32, crop above")] = _TD["input_policy"],
+    patch: Annotated[int, typer.Option(help="train on random P x P patches of the S x S input, validate on the whole input (fully convolutional models; 0: off)")] = _TD["patch"],
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = _TD["device"],
     precision: Annotated[str, typer.Option(help="32 | bf16 (autocast; ~2-3x faster for conv nets on recent CPUs)")] = _TD["precision"],
     channels_last: Annotated[bool, typer.Option(help="channels-last memory layout (faster on CPU)")] = _TD["channels_last"],
@@ -319,7 +320,7 @@ def train_cmd(
             optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing,
             augment=augment, seed=seed, split_seed=split_seed, protocol=protocol, limit=limit, val_fraction=val_fraction,
             source_split=split, train_sources=[x for x in sources.split(",") if x] if sources else None, device=device,
-            image_size=image_size, input_policy=input_policy, precision=precision, channels_last=channels_last,
+            image_size=image_size, input_policy=input_policy, patch=patch, precision=precision, channels_last=channels_last,
             early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
             model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta, devices=devices,
             strategy=strategy, num_nodes=num_nodes, compile=compile_model, profile=profile,
@@ -371,6 +372,9 @@ def evaluate_cmd(
     out.print(f"accuracy  {r['accuracy']:.4f}  (95% CI {lo:.4f}-{hi:.4f})")
     auc = f"{r['roc_auc']:.4f}" if r["roc_auc"] is not None else "n/a (one class)"
     out.print(f"FAKE: precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}   ROC-AUC {auc}")
+    if r.get("tpr_at_fpr"):
+        out.print("fakes caught at a false-positive rate of " + ", ".join(
+            f"{100 * float(k):g}%: {_pct(v)}" for k, v in r["tpr_at_fpr"].items()) + f"   (verdicts at P(FAKE) >= {r['threshold']:.4f})")
     t = Table(title="confusion matrix")
     t.add_column("true \\ predicted")
     t.add_column("REAL", justify="right")
@@ -552,16 +556,36 @@ def export_cmd(
 
 @app.command("calibrate")
 def calibrate_cmd(
-    model_dir: Annotated[Path, typer.Argument(help="model directory; its config.json gets the temperature")],
-    data: Annotated[Path, typer.Option(help="the model's training archive (its validation split is used)")],
+    model_dir: Annotated[Path, typer.Argument(help="model directory; its config.json gets the temperature or the threshold")],
+    data: Annotated[Optional[Path], typer.Option(help="the model's training archive (its validation split is used)")] = None,
     split: Annotated[str, typer.Option(help="val (default) | test | all")] = "val",
+    fpr: Annotated[Optional[float], typer.Option(help="set the decision threshold instead: at most this share of real photos called FAKE (e.g. 0.01)")] = None,
+    real_only: Annotated[Optional[list[str]], typer.Option(help="with --fpr: your real photos (files, folders, archives; repeatable), every image taken as real")] = None,
+    half: Annotated[Optional[str], typer.Option(help="with --fpr --data: set it on one seeded half of the validation photos (fit | check) and measure it on the other")] = None,
 ) -> None:
-    """Fit temperature scaling on validation so that p_fake is a calibrated probability."""
-    from genspot.calibrate import calibrate
+    """Fit temperature scaling on validation (P(FAKE) calibrated), or with --fpr the decision threshold."""
+    from genspot.calibrate import calibrate, calibrate_threshold
 
+    if fpr is not None:
+        r = calibrate_threshold(model_dir, fpr, real_only=real_only, data=data, split=split, half=half)
+        out.print(f"threshold: FAKE when P(FAKE) >= {r['p_fake']:.4f} (logit margin {r['margin']:.3f}), set on {r['n_real']:,} "
+                  f"real photos of {r['source']}: {100 * r['fpr_fit']:.2f}% of them called FAKE (target {100 * fpr:g}%)", highlight=False)
+        if "heldout" in r:
+            h = r["heldout"]
+            out.print(f"on the other half ({h['n_real']:,} real, {h['n_fake']:,} fake): false-positive rate "
+                      f"{_pct(h['fpr'])}, true-positive rate {_pct(h['tpr'])}", highlight=False)
+        return
+    if real_only or half:
+        raise GenspotError("--real-only and --half set the threshold: give --fpr too")
+    if data is None:
+        raise GenspotError("--data ARCHIVE is needed to fit the temperature (or give --fpr with --real-only)")
     r = calibrate(model_dir, data, split=split)
     out.print(f"temperature {r['temperature']:.3f} on {r['split']} (n={r['n']:,}): ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f}, "
               f"NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}")  # fmt: skip
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
 @app.command("ensemble")

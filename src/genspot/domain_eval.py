@@ -96,11 +96,11 @@ def evaluate_domain(model_dir: str, data: str | Path, others: dict[str, str] | N
         return stats.score(feats), p
 
     def accuracy(p: np.ndarray, y: np.ndarray | None) -> float | None:
-        return None if y is None else round(float(((p >= 0.5).astype(np.int64) == y).mean()), 4)
+        return None if y is None else round(float(((p >= cfg.fake_threshold).astype(np.int64) == y).mean()), 4)
 
     def flags(images: torch.Tensor, facts: list[ImageFacts | None], sc: np.ndarray, p: np.ndarray) -> tuple[float, float]:
         names = cfg.class_names
-        verdicts = ["FAKE" if v >= 0.5 else "REAL" for v in p] if "FAKE" in names else [None] * len(p)
+        verdicts = [cfg.label_of(float(v)) for v in p] if "FAKE" in names else [None] * len(p)
         rule = np.array([bool(rule_reasons(f, a, cfg, "auto", v)) for f, a, v in zip(facts, images.numpy(), verdicts)])
         learned = sc > threshold
         return float(learned.mean()), float((learned | rule).mean())

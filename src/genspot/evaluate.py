@@ -95,6 +95,20 @@ def roc_points(y: np.ndarray, p_fake: np.ndarray, max_points: int = 200) -> dict
     return {"fpr": [round(float(v), 5) for v in fpr], "tpr": [round(float(v), 5) for v in tpr]}
 
 
+FPR_POINTS = (0.01, 0.05)
+
+
+def tpr_at_fpr(y: np.ndarray, p_fake: np.ndarray, fpr: float) -> float | None:
+    """The share of fakes caught at the strictest score cut that calls at most `fpr` of these reals
+    fake (ties counted as fake, so the cut sits just above the (k+1)-th highest real score)."""
+    real, fake = np.sort(p_fake[y == 0].astype(np.float64))[::-1], p_fake[y == 1].astype(np.float64)
+    if not len(real) or not len(fake):
+        return None
+    k = int(np.floor(fpr * len(real) + 1e-9))
+    cut = -np.inf if k >= len(real) else np.nextafter(real[k], np.inf)
+    return float((fake >= cut).mean())
+
+
 def classification_metrics(y: np.ndarray, p_fake: np.ndarray, threshold: float = 0.5, seed: int = 0) -> dict[str, Any]:
     """The metrics block shared by evaluate, compare and the reports."""
     y = np.asarray(y, dtype=np.int64)
@@ -120,6 +134,9 @@ def classification_metrics(y: np.ndarray, p_fake: np.ndarray, threshold: float =
         "recall": per_class["FAKE"]["recall"],
         "f1": per_class["FAKE"]["f1"],
         "roc_auc": auc,
+        # the rate of fakes caught when the cut is set on these very reals (an oracle's operating
+        # point, as the field reports it; a shipped threshold is set on other photos)
+        "tpr_at_fpr": {f"{f:g}": tpr_at_fpr(y, p_fake, f) for f in FPR_POINTS} if both else None,
         "confusion_matrix": cm.tolist(),
         "roc_curve": roc_points(y, p_fake) if both else None,
         "confusion_matrix_labels": {"rows": "true " + "/".join(LABELS), "columns": "predicted " + "/".join(LABELS)},
@@ -206,8 +223,8 @@ def evaluate(
     p = predict_scores(model, spec, ds, idx, batch_size=batch_size, progress=progress)
     secs = time.perf_counter() - t0
     res = {"model": spec.model, "model_dir": str(model_dir), "data": str(data), "split": desc}
-    res.update(classification_metrics(ds.labels.numpy()[idx], p))
-    res["per_source"] = per_source_metrics(ds.sources[idx], ds.labels.numpy()[idx], p)
+    res.update(classification_metrics(ds.labels.numpy()[idx], p, threshold=spec.fake_threshold))
+    res["per_source"] = per_source_metrics(ds.sources[idx], ds.labels.numpy()[idx], p, threshold=spec.fake_threshold)
     res["images_per_second"] = round(len(idx) / secs, 1) if secs > 0 else None
     res["skipped"] = len(ds.skipped)
     return res

@@ -10,6 +10,8 @@ and their logits are averaged inside the graph) and the calibration temperature.
   p_fake    (B,)          softmax(logits / T) of the positive class: the calibrated verdict,
                           for a person who runs the file without genspot
   features  (B, D)        the head's input averaged over the views, for the domain check
+  is_fake   (B,)          p_fake at or above the model's decision threshold (0.5, or the one
+                          `genspot calibrate --fpr` set): the verdict genspot gives
 
 The model directory's config.json and the SHA-256 of its weights ride in the file's metadata
 (`genspot_config`, `genspot_weights_sha256`), so a file is checked against the directory it is
@@ -61,16 +63,17 @@ def weights_sha256(model_dir: str | os.PathLike) -> str:
 
 
 class _Graph(nn.Module):
-    """uint8 images -> (TTA logits, calibrated p_fake, features): what the ONNX file computes."""
+    """uint8 images -> (TTA logits, calibrated p_fake, features, is_fake): what the ONNX file computes."""
 
     def __init__(self, model: nn.Module, spec: ModelSpec) -> None:
         super().__init__()
         self.model, self.spec = model, spec
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         x = normalize(images, self.spec.mean, self.spec.std)  # the scorers' own normalisation, traced
         logits, feats = logits_and_features(self.model, self.spec, x)
-        return logits, self.spec.p_fake(logits), feats
+        p = self.spec.p_fake(logits)
+        return logits, p, feats, p >= self.spec.fake_threshold
 
 
 def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, opset: int = OPSET,
@@ -91,8 +94,9 @@ def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, ops
             warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes, not the user's concern
             torch.onnx.export(
                 graph, (torch.zeros(2, 3, size, size, dtype=torch.uint8),), str(tmp), dynamo=False, opset_version=opset,
-                input_names=["images"], output_names=["logits", "p_fake", "features"],
-                dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}, "p_fake": {0: "batch"}, "features": {0: "batch"}},
+                input_names=["images"], output_names=["logits", "p_fake", "features", "is_fake"],
+                dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}, "p_fake": {0: "batch"}, "features": {0: "batch"},
+                              "is_fake": {0: "batch"}},
             )  # fmt: skip
     except Exception as e:  # noqa: BLE001 - whatever the tracer cannot express, said in one line
         tmp.unlink(missing_ok=True)
@@ -106,7 +110,8 @@ def export_onnx(model_dir: str | os.PathLike | None, out: str | os.PathLike, ops
     onnx.save(m, str(tmp))
     os.replace(tmp, out)
     return {"model_dir": str(d), "out": str(out), "opset": opset, "input": [None, 3, size, size], "bytes": out.stat().st_size,
-            "tta": spec.tta, "temperature": spec.temperature, "folded": ["normalisation", "tta", "temperature"]}  # fmt: skip
+            "tta": spec.tta, "temperature": spec.temperature, "threshold": spec.fake_threshold,
+            "folded": ["normalisation", "tta", "temperature", "threshold"]}  # fmt: skip
 
 
 def _cached_export(model_dir: Path, sha: str) -> Path:
@@ -127,7 +132,7 @@ class OnnxModel:
         self.path, self.runner = path, runner  # an onnxruntime InferenceSession
 
     def run(self, x_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, _p, feats = self.runner.run(None, {"images": np.ascontiguousarray(x_u8, dtype=np.uint8)})
+        logits, _p, feats, _fake = self.runner.run(None, {"images": np.ascontiguousarray(x_u8, dtype=np.uint8)})
         return logits, feats
 
     @classmethod

@@ -53,11 +53,6 @@ class Prediction:
         return {k: getattr(self, k) for k in ROW_KEYS}
 
 
-def label_of(p_fake: float) -> str:
-    """The verdict for a calibrated P(FAKE): one threshold for every caller."""
-    return "FAKE" if p_fake >= 0.5 else "REAL"
-
-
 class Detector:
     """A loaded model and everything needed to use it: `Detector.load(dir).predict("img.jpg")`.
 
@@ -121,8 +116,9 @@ class Detector:
         return self.scorer.score(x_u8, self.check.stats)
 
     def _row(self, name: str, p: float, facts: ImageFacts, arr: np.ndarray, score: float | None, mode: str, **kw) -> Prediction:
-        domain, reason = self.check(facts, arr, score, mode, label_of(p))
-        return Prediction(name, label_of(p), p, self.name, None, mode, facts.width, facts.height, domain=domain,
+        label = self.spec.label_of(p)
+        domain, reason = self.check(facts, arr, score, mode, label)
+        return Prediction(name, label, p, self.name, None, mode, facts.width, facts.height, domain=domain,
                           domain_reason=reason, domain_score=None if score is None else round(float(score), 3), **kw)  # fmt: skip
 
     def resolve_mode(self, mode: str) -> str:
@@ -260,7 +256,7 @@ class Detector:
         from genspot.explain.methods import explain_verdicts
 
         p, d = self.score(x_u8)  # the verdict and the domain score, in one pass
-        labels = [label_of(float(v)) for v in p]
+        labels = [self.spec.label_of(float(v)) for v in p]
         r = explain_verdicts(self.model, self.spec, x_u8, labels, method=method, target=target, layer=layer)
         facts = facts or [None] * len(labels)  # what is known of each original image, for the domain rule
         domains = [self.check(facts[i], a, None if d is None else float(d[i]), mode, labels[i]) for i, a in enumerate(x_u8.numpy())]

@@ -383,6 +383,8 @@ def crop_margin(cfg: TrainConfig) -> int:
     """Pixels stored beyond the crop on each side for training's random crops: S/8 under the crop
     policy (a 1.25 S square, centred, so its centre S square is what evaluation and prediction see),
     none under resize (the CIFAKE way, unchanged)."""
+    if cfg.patch:  # patches are cut from the input itself: no margin needed
+        return 0
     return cfg.image_size // 8 if input_policy(cfg) == "crop" else 0
 
 
@@ -465,6 +467,8 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     # Models built for one input size (cifake_cnn, vit_p2) get it as img_size, and config.json records
     # it in model_kwargs, so that every consumer builds the same network again.
     cfg.model_kwargs = sized_kwargs(cfg.model, cfg.image_size, cfg.model_kwargs)
+    if cfg.patch and cfg.patch < cfg.image_size and "img_size" in cfg.model_kwargs:
+        raise GenspotError(f"{cfg.model} is built for one input size; --patch needs a fully convolutional model")
     model = create_model(cfg.model, num_classes=len(LABELS), pretrained=cfg.pretrained, **cfg.model_kwargs)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -479,9 +483,17 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         # gathered, normalised and augmented there, with no per-step host-to-device copies.
         ds.images, ds.labels, train_targets = ds.images.to("cuda"), ds.labels.to("cuda"), train_targets.to("cuda")
     common = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last=cfg.channels_last, crop=cfg.image_size)
+    # --augment aligned keeps a photo and its fakes together: grouped by file stem when the split is
+    # (an aligned archive), else every image on its own (stems repeat across CIFAKE's classes by chance)
+    pair_groups = None
+    if cfg.augment == "aligned" and splits.info.get("group_by") == "stem":
+        from genspot.data.pairs import stem_groups
+
+        pair_groups = stem_groups(ds.paths)
     train_b = Batches(
         ds.images, train_targets, splits.train, batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment,
-        seed=cfg.seed, drop_last=len(splits.train) > cfg.batch_size, **common,
+        seed=cfg.seed, drop_last=len(splits.train) > cfg.batch_size, groups=pair_groups,
+        **{**common, "crop": cfg.patch or cfg.image_size},
     )  # fmt: skip
     val_b = Batches(ds.images, ds.labels, splits.val, batch_size=max(cfg.batch_size, 512), **common)
     (out / "run.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")

@@ -46,6 +46,7 @@ class TrainConfig:
     pretrained: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     image_size: int = 32
+    patch: int = 0  # train on random patch x patch crops of the input (fully convolutional models); 0: the whole input
     input_policy: str | None = None  # resize | crop; None: resize at 32 px (CIFAKE's way), crop above
     workers: int | None = None  # decode processes
     tta: str = "none"  # test-time augmentation written into config.json: none | flip
@@ -95,6 +96,8 @@ class TrainConfig:
             raise GenspotError(f"unknown --group-by {self.group_by!r}; choose auto, stem or none")
         if self.cache not in ("disk", "none"):
             raise GenspotError(f"unknown --cache {self.cache!r}; choose disk or none")
+        if self.patch and not 8 <= self.patch <= self.image_size:
+            raise GenspotError(f"--patch must be between 8 and --image-size ({self.image_size}), got {self.patch}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise GenspotError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
 

@@ -9,7 +9,9 @@ Augmentations are geometric by default (flips, translations): generator artefact
 the pixels, so nothing blurs, resamples or re-encodes them unless asked: `robust` adds
 Wang et al. 2020's random blur and JPEG re-encoding (data/perturb.py) to flips; `d4` draws from
 the eight symmetries of the square (flips, transposes, 90-degree turns), which all map a
-32x32 image's 8x8 JPEG block grid onto itself, as steganalysis does for pixel-level traces.
+32x32 image's 8x8 JPEG block grid onto itself, as steganalysis does for pixel-level traces;
+`aligned` (data/pairs.py) is for aligned archives: a photo and its fakes shuffled together and given
+the same crop, flip, JPEG and rescale, with some reals made hard negatives.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-AUGMENTS = ("none", "flip", "flip-crop", "robust", "d4")
+AUGMENTS = ("none", "flip", "flip-crop", "robust", "d4", "aligned")
 
 
 def normalize(x_u8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -88,6 +90,7 @@ class Batches:
         drop_last: bool = False,
         channels_last: bool = False,
         crop: int = 0,
+        groups: np.ndarray | None = None,
     ) -> None:
         if augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {AUGMENTS}")
@@ -99,6 +102,11 @@ class Batches:
         # Images stored larger than the model's input (a crop margin, data/decode.stored_crop) are
         # cut to crop x crop: at a random place per image when shuffling (training), else the centre.
         self.crop = crop if crop and crop < images.shape[-1] else 0
+        # --augment aligned: a group id per image of the dataset (a photo and its fakes share one);
+        # the shuffle keeps groups whole and the augmentation draws once per group (data/pairs.py)
+        self.groups = torch.as_tensor(groups, dtype=torch.int64) if groups is not None else None
+        if augment == "aligned" and self.groups is None:
+            self.groups = torch.arange(len(labels), dtype=torch.int64)
         self.epoch = 0
         self.seconds = 0.0  # time spent making batches (gather, augment, normalise), summed: what --profile reports
         # DDP: rank r of w takes every w-th item of the (shared, seeded) order; training shards
@@ -136,7 +144,12 @@ class Batches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = self.indices[torch.randperm(len(self.indices), generator=g)] if self.shuffle else self.indices
+        if self.shuffle and self.augment == "aligned":
+            from genspot.data.pairs import group_order
+
+            order = group_order(self.indices, self.groups, g)
+        else:
+            order = self.indices[torch.randperm(len(self.indices), generator=g)] if self.shuffle else self.indices
         if self.world > 1:
             order = order[self.rank :: self.world][: self._n()]
             # augmentation draws differ per rank (else every rank would flip the same positions)
@@ -155,7 +168,12 @@ class Batches:
             else:
                 idx = idx.to(self.images.device)
                 x_u8 = self.images.index_select(0, idx)
-            if self.crop:
+            if self.augment == "aligned" and self.shuffle:  # crops, flips and re-encodes per photo, on the CPU
+                from genspot.data.pairs import aligned_augment
+
+                y_idx = self.labels.index_select(0, idx)
+                x_u8 = aligned_augment(x_u8, y_idx, self.groups[idx.cpu()], g, patch=self.crop).to(self.images.device)
+            elif self.crop:
                 x_u8 = self._crop(x_u8, g)
             if self.augment == "robust":  # PIL's JPEG codec: on the CPU, whatever the device
                 from genspot.data.perturb import robust_augment
@@ -164,7 +182,7 @@ class Batches:
             x = normalize(x_u8, self.mean, self.std)
             if self.augment == "d4":
                 x = dihedral(x, g)
-            elif self.augment != "none":
+            elif self.augment not in ("none", "aligned"):
                 x = flip_translate(x, g, flip=True, pad=4 if self.augment == "flip-crop" else 0)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -55,6 +55,11 @@ class ModelSpec:
     data: DataSpec = field(default_factory=DataSpec)
     domain: Mapping[str, Any] | None = None  # the domain check's statistics (None: the rule alone)
     calibration: Mapping[str, Any] | None = None
+    # The decision threshold (genspot calibrate --fpr): {"margin": m, ...}. FAKE when the positive
+    # logit exceeds the other by at least m (TTA-averaged, before the temperature). Kept in logit
+    # units on purpose: refitting the temperature changes P(FAKE) but not one verdict, and the
+    # threshold on P(FAKE) is derived from it (fake_threshold). None: P(FAKE) >= 0.5.
+    threshold: Mapping[str, Any] | None = None
     ensemble: tuple[Mapping[str, Any], ...] | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # config.json as read
 
@@ -72,7 +77,7 @@ class ModelSpec:
         for k in ("class_names", "mean", "std"):
             if k in cfg:
                 kw[k] = tuple(cfg[k])
-        for k in ("domain", "calibration"):
+        for k in ("domain", "calibration", "threshold"):
             if cfg.get(k):
                 kw[k] = _frozen(cfg[k])
         if cfg.get("ensemble"):
@@ -121,6 +126,18 @@ class ModelSpec:
 
     def p_fake_np(self, logits: torch.Tensor) -> np.ndarray:
         return self.p_fake(logits).detach().cpu().numpy()
+
+    @property
+    def fake_threshold(self) -> float:
+        """The P(FAKE) at and above which the verdict is FAKE: 0.5, or sigmoid(margin / T) when a
+        threshold was calibrated (the same decision as margin on the logits, whatever T is)."""
+        if not self.threshold:
+            return 0.5
+        return float(1.0 / (1.0 + np.exp(-float(self.threshold["margin"]) / self.temperature)))
+
+    def label_of(self, p_fake: float) -> str:
+        """The verdict for a calibrated P(FAKE), at this model's threshold: one rule for every caller."""
+        return "FAKE" if p_fake >= self.fake_threshold else "REAL"
 
     def resolve_mode(self, mode: str) -> str:
         """resize, crop or tiles: what a prediction `mode` means for this model ("auto": its own policy)."""
