@@ -126,8 +126,12 @@ def test_every_output_carries_the_domain(fitted, tmp_path):
     assert "1 out of the model's domain" in r.stderr or "2 out of the model's domain" in r.stderr
     csv = run("predict", imgs, "--model", d, "--format", "csv").stdout.splitlines()
     assert csv[0].endswith(",domain,domain_reason,domain_score")
-    table = run("predict", imgs, "--model", d, env={"COLUMNS": "200", **__import__("os").environ})
+    table = run("predict", imgs, "--model", d, env={**__import__("os").environ, "COLUMNS": "200"})
     assert "domain" in table.stdout and "grayscale" in table.stdout
+    guesses = [ln for ln in table.stdout.splitlines() if "cannot tell" in ln]  # the gray image's row: a guess, not a verdict
+    assert guesses and not any(" REAL " in ln or " FAKE " in ln for ln in guesses)
+    narrow = run("predict", imgs, "--model", d, env={**__import__("os").environ, "COLUMNS": "60"})
+    assert " label " in narrow.stdout and " p_fake " in narrow.stdout  # short headers never wrap mid-word
     pred = Detector.load(d).predict(imgs / "gray.png")
     assert pred.domain == "out" and pred.as_dict()["domain"] == "out"
     with TestClient(create_app(d)) as c:

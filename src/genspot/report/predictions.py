@@ -104,14 +104,21 @@ class Tally:
 
 
 def predictions_table(rows: list[Prediction], title: str) -> Table:
-    """The rows as a table: a FAKE verdict red, REAL green, errors yellow; an out-of-domain row says why."""
+    """The rows as a table: a FAKE verdict red, REAL green, errors yellow. Out of the model's domain the
+    verdict column says "cannot tell" in a neutral colour (never a green REAL or red FAKE; the JSON
+    keeps label and p_fake) and the domain column says why. The short columns never wrap, so a
+    narrow terminal folds paths and reasons, not "label" into "labe / l"."""
     t = Table(title=title)
     for col in ("path", "label", "p_fake", "domain", "error"):
-        t.add_column(col, justify="right" if col == "p_fake" else "left", overflow="fold")
+        short = col in ("label", "p_fake")
+        t.add_column(col, justify="right" if col == "p_fake" else "left", overflow="fold", no_wrap=short,
+                     min_width=len("cannot tell") if col == "label" else 6 if col == "p_fake" else None)
     for r in rows:
-        style = "red" if r.label == "FAKE" else "green" if r.label == "REAL" else "yellow"
-        dom = "-" if r.domain is None else "in" if r.domain == "in" else f"[yellow]out[/]: {r.domain_reason}"
-        t.add_row(r.path, f"[{style}]{r.label or '-'}[/]", "-" if r.p_fake is None else f"{r.p_fake:.4f}", dom, r.error or "")
+        out = r.domain == "out" and r.label is not None
+        style = "dim" if out else "red" if r.label == "FAKE" else "green" if r.label == "REAL" else "yellow"
+        shown = "cannot tell" if out else r.label or "-"
+        dom = "-" if r.domain is None else "in" if r.domain == "in" else f"[yellow]out of domain[/]: {r.domain_reason}"
+        t.add_row(r.path, f"[{style}]{shown}[/]", "-" if r.p_fake is None else f"{r.p_fake:.4f}", dom, r.error or "")
     return t
 
 

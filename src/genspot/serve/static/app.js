@@ -4,6 +4,7 @@ const $ = (id) => document.getElementById(id);
 const CHUNK = 16;  // files per /v1/predict request (the server allows more; small chunks show progress)
 let entries = [];  // {file, row, card}
 let queue = Promise.resolve();
+const OUT_OF_DOMAIN = "out of domain: this detector cannot tell";
 
 fetch("/v1/models").then((r) => r.json()).then((m) => {
   const v = m[0].validation;
@@ -28,17 +29,21 @@ function makeCard(file, row) {
   const card = el("article", "card");
   card.append(el("div", "name", row.filename));
   const ok = !row.error;
-  const v = el("div", "verdict " + (ok ? row.label : "error"), ok ? row.label : "could not read");
+  // Out of the model's domain the score is a guess: the headline says so in a neutral colour, never
+  // a green REAL or a red FAKE (the JSON keeps label and p_fake as they are).
+  const out = ok && row.domain === "out";
+  const headline = !ok ? "could not read" : out ? OUT_OF_DOMAIN : row.label;
+  const v = el("div", "verdict " + (!ok ? "error" : out ? "out" : row.label), headline);
   v.dataset.testid = "verdict";
   card.append(v);
   if (ok) {
-    card.append(el("div", "prob", `p(fake) = ${row.p_fake.toFixed(3)}`));
-    if (row.domain === "out") {  // the model is guessing: say so beside the verdict
+    card.append(el("div", "prob", out ? `its score, not a verdict: p(fake) = ${row.p_fake.toFixed(3)}` : `p(fake) = ${row.p_fake.toFixed(3)}`));
+    if (out) {  // why the model is guessing
       const d = el("div", "domain out", `out of domain: ${row.domain_reason}`);
       d.dataset.testid = "domain";
       card.append(d);
     }
-    const bar = el("div", "bar"); const fill = el("div");
+    const bar = el("div", out ? "bar out" : "bar"); const fill = el("div");
     fill.style.width = `${(100 * row.p_fake).toFixed(1)}%`; bar.append(fill); card.append(bar);
     const stack = el("div", "stack");
     const base = el("img", "base"); base.alt = row.filename; base.src = URL.createObjectURL(file);
@@ -51,8 +56,8 @@ function makeCard(file, row) {
   card.append(el("div", "note explain-note"));
   $("cards").append(card);
   const tr = document.createElement("tr");
-  const dom = ok ? (row.domain === "out" ? `out: ${row.domain_reason}` : "in") : "-";
-  for (const t of [row.filename, ok ? row.label : "error", ok ? row.p_fake.toFixed(4) : "-", dom, row.error || ""]) tr.append(el("td", "", t));
+  const dom = ok ? (out ? `out: ${row.domain_reason}` : "in") : "-";
+  for (const t of [row.filename, !ok ? "error" : out ? "cannot tell" : row.label, ok ? row.p_fake.toFixed(4) : "-", dom, row.error || ""]) tr.append(el("td", "", t));
   $("batch").querySelector("tbody").append(tr);
   $("batch").hidden = false;
   return card;
@@ -100,11 +105,12 @@ async function upload(files) {
     });
     done += part.length;
   }
-  const fake = entries.filter((e) => e.row.label === "FAKE").length;
+  const inside = entries.filter((e) => !e.row.error && e.row.domain !== "out");
+  const fake = inside.filter((e) => e.row.label === "FAKE").length;
   const errs = entries.filter((e) => e.row.error).length;
-  const outs = entries.filter((e) => e.row.domain === "out").length;
+  const outs = entries.filter((e) => !e.row.error && e.row.domain === "out").length;
   const n = entries.length, plural = (k, w) => `${k} ${w}${k === 1 ? "" : "s"}`;
-  status(`${plural(n, "image")}: ${fake} FAKE, ${n - fake - errs} REAL, ${plural(errs, "error")}; ${outs} out of the model's domain`);
+  status(`${plural(n, "image")}: ${fake} FAKE, ${inside.length - fake} REAL, ${outs} out of the model's domain (cannot tell), ${plural(errs, "error")}`);
 }
 
 $("files").addEventListener("change", (ev) => upload(ev.target.files));
