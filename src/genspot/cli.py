@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genspot.errors import GenspotError
+from genspot.errors import GenspotError, quote
 from genspot.progress import console
 from genspot.train_config import defaults as _train_defaults
 
@@ -81,7 +81,7 @@ def _pairs(items: list[str] | None, option: str, form: str = "NAME=PATH") -> dic
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise GenspotError(f"{option} expects {form}, got {item!r}")
+            raise GenspotError(f"{option} expects {form}, got {quote(item)}")
         k, v = item.split("=", 1)
         out[k] = v
     return out
@@ -429,21 +429,27 @@ def compare_cmd(
 
 @app.command("benchmark")
 def benchmark_cmd(
-    data: Annotated[Path, typer.Option(help="zip archive or folder with several sources (GenImage, CNNDetection layouts)")],
-    train_sources: Annotated[str, typer.Option(help="comma-separated sources (generators' folders) to train on")],
+    data: Annotated[Path, typer.Option(help="zip archive or folder with several sources (GenImage, CNNDetection layouts, genspot synth)")],
     out_dir: Annotated[Path, typer.Option("--out", help="results directory (rerun with the same --out to resume)")],
+    train_sources: Annotated[Optional[str], typer.Option(help="comma-separated sources (generators' folders) to train --models on")] = None,
     test_sources: Annotated[Optional[str], typer.Option(help="comma-separated sources to test on (default: every source)")] = None,
-    models: Annotated[str, typer.Option(help="comma-separated models")] = "spot_resnet_s",
+    models: Annotated[Optional[str], typer.Option(help="comma-separated models to train (default: spot_resnet_s, unless --model-dir is given)")] = None,
+    model_dir: Annotated[Optional[list[str]], typer.Option("--model-dir", help="NAME=DIR of a trained model to score (repeatable)")] = None,
+    test_data: Annotated[Optional[list[str]], typer.Option("--test-data", help="NAME=PATH of another labelled archive to score a sample of (repeatable)")] = None,
+    sample: Annotated[int, typer.Option(help="images per class drawn (seeded) from each --test-data archive")] = 250,
     epochs: Annotated[Optional[int], typer.Option(help="override every recipe's epochs")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     precision: Annotated[Optional[str], typer.Option(help="override every recipe's precision (32 | bf16)")] = None,
 ) -> None:
-    """The cross-generator protocol: train on some generators, test on each, one column per generator plus the mean."""
+    """The cross-generator protocol: train on some generators (or score trained models), test on each, one column per source."""
     from genspot.crossgen import BenchmarkConfig, benchmark
 
     split = lambda v: [x for x in (v or "").split(",") if x]  # noqa: E731
-    s = benchmark(BenchmarkConfig(data=str(data), out=str(out_dir), models=split(models), train_sources=split(train_sources),
+    dirs = _pairs(model_dir, "--model-dir", "NAME=DIR")
+    names = split(models) if models is not None else ([] if dirs else ["spot_resnet_s"])
+    s = benchmark(BenchmarkConfig(data=str(data), out=str(out_dir), models=names, train_sources=split(train_sources),
+                                  model_dirs=dirs, test_data=_pairs(test_data, "--test-data", "NAME=PATH"), sample=sample,
                                   test_sources=split(test_sources) or None, epochs=epochs, seed=seed, device=device,
                                   precision=precision, command=_command_line()))  # fmt: skip
     out.print((out_dir / "benchmark.md").read_text(), highlight=False)
