@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train_loop.py [--models cifake_cnn,spot_resnet_s] [--precision 32] [--n 20000]
     python benchmarks/bench_train_loop.py --recipe fast   # the recipe's model, precision, batch and augmentation
+    python benchmarks/bench_train_loop.py --models npr --image-size 256 --patch 64 --batch-size 64 --augment flip
 
 For each model, in one process: (a) raw throughput of forward + backward + optimizer step on
 a fixed, pre-normalised batch (no data handling at all); (b) images/s of `genspot.train.fit`
@@ -25,11 +26,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_models import step_rate  # noqa: E402  (the raw step: forward + backward + SGD step)
 
 
-def loop_throughput(name: str, data: Path, out: Path, batch: int, precision: str, augment: str = "flip-crop", size: int = 32) -> float:
+def loop_throughput(name: str, data: Path, out: Path, batch: int, precision: str, augment: str = "flip-crop", size: int = 32,
+                    patch: int = 0) -> float:  # fmt: skip
     from genspot.train import TrainConfig, fit
 
     fit(TrainConfig(model=name, data=str(data), out=str(out), epochs=3, batch_size=batch, precision=precision,
-                    augment=augment, val_fraction=0.05, progress=False, device="cpu", image_size=size))  # fmt: skip
+                    augment=augment, val_fraction=0.05, progress=False, device="cpu", image_size=size, patch=patch))  # fmt: skip
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     return statistics.median(r["images_per_second"] for r in rows[1:])
 
@@ -43,6 +45,7 @@ def main() -> None:
     ap.add_argument("--recipe", default=None, help="take model, precision, batch size and augmentation from this recipe")
     ap.add_argument("--n", type=int, default=20000, help="toy training images (generated)")
     ap.add_argument("--image-size", type=int, default=32, help="input size S; above 32 the toy images are made at 1.25 S and cropped")
+    ap.add_argument("--patch", type=int, default=0, help="train on P x P patches of the S x S input (the raw step then runs at P)")
     args = ap.parse_args()
     if args.recipe:
         from genspot.recipes import recipe
@@ -58,9 +61,10 @@ def main() -> None:
               f"  augment: {args.augment}")  # fmt: skip
         for name in args.models.split(","):
             # The machine is noisy: raw runs before and after the loop, medians of each.
-            raws = [step_rate(name, args.batch_size, args.precision, 6.0, size=args.image_size)]
-            loop = loop_throughput(name, data, Path(d) / name, args.batch_size, args.precision, args.augment, args.image_size)
-            raws += [step_rate(name, args.batch_size, args.precision, 6.0, size=args.image_size) for _ in range(2)]
+            step = args.patch or args.image_size  # the size each training step sees
+            raws = [step_rate(name, args.batch_size, args.precision, 6.0, size=step)]
+            loop = loop_throughput(name, data, Path(d) / name, args.batch_size, args.precision, args.augment, args.image_size, args.patch)
+            raws += [step_rate(name, args.batch_size, args.precision, 6.0, size=step) for _ in range(2)]
             raw = statistics.median(raws)
             print(f"{name:16s} raw step {raw:8,.0f} img/s   genspot loop {loop:8,.0f} img/s   loop/raw {loop / raw:.2f}")
 
