@@ -50,7 +50,7 @@ def main() -> None:
         for src, cls, title in (("ae:taef2", "0_real", "photo"), ("ae:taef2", "1_fake", "ae:taef2"), ("splice:ae:taef2", "1_fake", "splice")):
             path = next(p for p in where if p.startswith(f"{src}/{cls}/{s}."))
             rows.append(where[path])
-            names.append(f"{s} {title}")
+            names.append((title, s[:22]))
             m = f"{src}/masks/{s}.png"
             if m in members:
                 mk = Image.open(io.BytesIO(z.read(m))).convert("L")
@@ -76,8 +76,9 @@ def main() -> None:
         d.text((left + j * cell + 4, 4), t, fill="black")
     for i in range(len(rows)):
         y = head + i * cell
-        d.text((4, y + cell // 2 - 14), names[i], fill="black")
-        d.text((4, y + cell // 2 + 2), f"P(FAKE) {float(p_fake[i]):.3f}", fill="black")
+        d.text((4, y + cell // 2 - 22), names[i][0], fill="black")
+        d.text((4, y + cell // 2 - 8), names[i][1], fill="gray")
+        d.text((4, y + cell // 2 + 6), f"P(FAKE) {float(p_fake[i]):.3f}", fill="black")
         canvas.paste(Image.fromarray(imgs[i]).resize((cell, cell)), (left, y))
         if masks[i] is not None:
             canvas.paste(Image.fromarray(masks[i]).convert("RGB").resize((cell, cell)), (left + cell, y))
