@@ -136,14 +136,16 @@ def benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     for name, model_dir in cfg.model_dirs.items():
         from genspot.models.io import load_model_dir
 
+        from genspot.models import count_parameters
+
         net, spec = load_model_dir(model_dir)
-        params = sum(p.numel() for p in net.parameters())
+        params = count_parameters(net)[0]
         best = (spec.raw.get("best") or {}).get("val_accuracy")
         console.print(f"[bold]{name}[/]: scoring {model_dir} ({spec.input_size} px, {spec.input_policy})", highlight=False)
         dsm = data_as(spec.input_size, spec.input_policy)
         row = _result_row(name, params, best, score_sources(model_dir, dsm, tests))
         row["model_dir"], row["threshold"] = str(model_dir), spec.fake_threshold
-        row["controls"] = aligned_controls(model_dir, dsm, cfg.seed)
+        row["controls"] = aligned_controls(net, spec, dsm, row["sources"], cfg.seed)
         row["test_data"] = {k: score_sample(model_dir, v, cfg.sample, cfg.seed) for k, v in cfg.test_data.items()}
         results.append(row)
     summary = {"data": cfg.data, "train_sources": cfg.train_sources, "test_sources": tests, "protocol": cfg.protocol,
@@ -162,25 +164,20 @@ def _result_row(name: str, parameters: int | None, best_val: float | None, rows:
             "mean_unseen_accuracy": float(np.mean(unseen)) if unseen else None}  # fmt: skip
 
 
-def aligned_controls(model_dir: str | Path, ds, seed: int) -> dict[str, Any] | None:
+def aligned_controls(model, spec: ModelSpec, ds, rows: list[dict[str, Any]], seed: int) -> dict[str, Any] | None:
     """The aligned controls on a stem-grouped model's validation photos: the `identity` probe
-    against its own photos (ROC-AUC, interval) and hard-negative reals (share called FAKE)."""
-    from genspot.controls import auc_ci, hard_negative_rates
-    from genspot.evaluate import predict_scores
-    from genspot.models.io import load_model_dir
+    against its own photos (its row of score_sources: ROC-AUC and interval, not scored again)
+    and hard-negative reals (share called FAKE)."""
+    from genspot.controls import hard_negative_rates
 
-    model, spec = load_model_dir(model_dir)
     if spec.data.group_by != "stem" or spec.data.fingerprint != ds.fingerprint:
         return None
     res: dict[str, Any] = {}
-    known = set(ds.sources.tolist())
-    if "identity" in known:
-        idx, _ = eval_indices(ds, spec, "identity")
-        y = ds.labels.numpy()[idx]
-        if len(np.unique(y)) == 2:
-            a, lo, hi = auc_ci(y, predict_scores(model, spec, ds, idx), seed=seed)
-            res["identity_auc"] = {"auc": a, "ci95": [lo, hi], "n": int(len(idx)), "holds": bool(a <= 0.55 and lo <= 0.5 <= hi)}
-    first = (spec.data.sources or sorted(known))[0]  # one copy of each validation photo
+    ident = next((r for r in rows if r["source"] == "identity" and r.get("roc_auc") is not None), None)
+    if ident is not None:
+        a, (lo, hi) = ident["roc_auc"], ident["roc_auc_ci95"]
+        res["identity_auc"] = {"auc": a, "ci95": [lo, hi], "n": ident["n"], "holds": bool(a <= 0.55 and lo <= 0.5 <= hi)}
+    first = (spec.data.sources or sorted(set(ds.sources.tolist())))[0]  # one copy of each validation photo
     idx, _ = eval_indices(ds, spec, first)
     reals = idx[ds.labels.numpy()[idx] == 0]
     hn = hard_negative_rates(model, spec, ds.images[reals], seed=seed)
