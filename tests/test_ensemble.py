@@ -47,7 +47,7 @@ def test_merged_logits_are_the_members_mean_and_cam_is_their_mean():
         want = (raw[0] + raw[1]) / 2
         got = torch.einsum("bc,bchw->bhw", ens.head[-1].weight[target], ens.forward_features(x))
     assert torch.allclose(got, want, atol=1e-5)
-    assert class_activation_map(ens, "spot_resnet_ensemble", x, target).shape == (5, 32, 32)
+    assert class_activation_map(ens, "spot_resnet_ensemble", x, target)[0].shape == (5, 32, 32)
     with pytest.raises(ValueError, match="at least two"):
         merge([a])
     with pytest.raises(ValueError, match="spot_resnet"):

@@ -3,11 +3,14 @@
 pytorch-grad-cam provides Grad-CAM, Grad-CAM++, Score-CAM, LayerCAM and EigenCAM (used as a
 context manager, so its hooks are released, with 2-logit ClassifierOutputTargets). CAM and
 attention rollout are implemented here. Every map comes back as float32 (B, H, W) at input
-resolution, ReLU'd and scaled to [0, 1] per image, as pytorch-grad-cam scales its own.
+resolution, ReLU'd and scaled to [0, 1] per image, as pytorch-grad-cam scales its own ('maps'),
+and before that per-image rescaling ('raw': ReLU'd, bilinearly resized, never min-maxed), which
+is what a map's mass inside a region is measured on (explain/localise.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,15 @@ def _grad_cam_class(method: str):
     from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
 
     return {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM, "layercam": LayerCAM, "eigencam": EigenCAM}[method]
+
+
+def upsample_raw(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """ReLU and bilinear resize to (H, W) without any per-map rescaling: a map's mass stays comparable
+    across pixels (half-pixel centres, as cv2.resize in pytorch-grad-cam's own scaling)."""
+    t = torch.from_numpy(np.maximum(np.asarray(cam, dtype=np.float32), 0))[:, None]
+    if tuple(t.shape[-2:]) != tuple(size):
+        t = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False).clamp_min_(0)
+    return t[:, 0].numpy()
 
 
 def scale_maps(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -68,10 +80,55 @@ def _capture(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[torch
     return feats[0], logits
 
 
-def class_activation_map(model: nn.Module, name: str, x: torch.Tensor, target_idx: torch.Tensor) -> np.ndarray:
-    """CAM (Zhou et al. 2016): the target class's linear weights over the pooled feature maps."""
+class _Chosen:
+    """A pytorch-grad-cam target that picks its class from the output row itself ('predicted': its
+    argmax) or is told it: the logits come from the method's own forward pass, not an extra one."""
+
+    def __init__(self, idx: int | None) -> None:
+        self.idx = idx
+
+    def __call__(self, row: torch.Tensor) -> torch.Tensor:
+        return row[..., int(row.argmax(-1)) if self.idx is None else self.idx]
+
+
+def _chosen_targets(target: str | torch.Tensor, b: int, positive: int) -> list[_Chosen]:
+    if torch.is_tensor(target):
+        return [_Chosen(int(i)) for i in target.tolist()]
+    if target not in TARGETS:
+        raise GenspotError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    idx = None if target == "predicted" else positive if target == "fake" else 1 - positive
+    return [_Chosen(idx) for _ in range(b)]
+
+
+@contextlib.contextmanager
+def _gradients_from(model: nn.Module, layer: nn.Module):
+    """Backward only from the logits down to `layer`: a CAM needs the gradient at that layer and
+    nothing else, so no parameter gets one and the backward pass stops there (a full backward
+    costs about two forward passes). The layer's output becomes a fresh graph root; the `* 1.0`
+    keeps it a non-leaf, so in-place operations after it (ReLU(inplace)) stay legal."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+
+    def root(_m: nn.Module, _i: Any, out: Any) -> Any:
+        return out.detach().requires_grad_(True) * 1.0 if torch.is_tensor(out) else None
+
+    h = layer.register_forward_hook(root)  # registered before pytorch-grad-cam's hooks, so it runs first
+    try:
+        yield
+    finally:
+        h.remove()
+        for p, f in flags:
+            p.requires_grad_(f)
+
+
+def class_activation_map(model: nn.Module, name: str, x: torch.Tensor, target: str | torch.Tensor = "predicted",
+                         positive: int = 1) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:  # fmt: skip
+    """CAM (Zhou et al. 2016): the target class's linear weights over the pooled feature maps;
+    (scaled maps, raw maps, logits) from one forward pass."""
     path, weight = cam_head(model, name)
-    feats, _ = _capture(model, resolve_layer(model, path), x)
+    feats, logits = _capture(model, resolve_layer(model, path), x)
+    target_idx = target_indices(logits.float(), target, positive)
     if min(feats.shape[-2:]) < MIN_MAP:
         raise GenspotError(
             f"{name}'s last feature map is {feats.shape[-2]}x{feats.shape[-1]} at {x.shape[-1]}x{x.shape[-1]} input, "
@@ -79,16 +136,16 @@ def class_activation_map(model: nn.Module, name: str, x: torch.Tensor, target_id
         )
     w = weight.detach()[target_idx]  # (B, C)
     cam = torch.einsum("bc,bchw->bhw", w.float(), feats.float()).cpu().numpy()
-    return scale_maps(cam, tuple(x.shape[-2:]))
+    return scale_maps(cam, tuple(x.shape[-2:])), upsample_raw(cam, tuple(x.shape[-2:])), logits.float()
 
 
-def attention_rollout(model: nn.Module, x: torch.Tensor, discard_ratio: float = 0.0) -> np.ndarray:
+def attention_rollout(model: nn.Module, x: torch.Tensor, discard_ratio: float = 0.0) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
     """Attention rollout (Abnar & Zuidema 2020) for a timm ViT without a class token.
 
     Per block: heads averaged, identity added for the residual path, rows renormalised; the
     product over blocks says how much each input token feeds each output token. The head
     averages all output tokens, so a token's relevance is its mean column value.
-    Rollout is class-agnostic: the target is ignored.
+    Rollout is class-agnostic: the target is ignored. Returns (scaled maps, raw maps, logits).
     """
     blocks = getattr(model, "blocks", None)
     if blocks is None or getattr(model, "num_prefix_tokens", 1) != 0:
@@ -101,7 +158,7 @@ def attention_rollout(model: nn.Module, x: torch.Tensor, discard_ratio: float = 
         hooks.append(blk.attn.attn_drop.register_forward_hook(lambda _m, _i, o: attns.append(o.detach())))
     try:
         with torch.no_grad():
-            model(x)
+            logits = model(x).float()
     finally:
         for h in hooks:
             h.remove()
@@ -123,7 +180,8 @@ def attention_rollout(model: nn.Module, x: torch.Tensor, discard_ratio: float = 
         rollout = a @ rollout
     relevance = rollout.mean(1)  # (B, N)
     side = int(round(n**0.5))
-    return scale_maps(relevance.view(-1, side, side).cpu().numpy(), tuple(x.shape[-2:]))
+    grid = relevance.view(-1, side, side).cpu().numpy()
+    return scale_maps(grid, tuple(x.shape[-2:])), upsample_raw(grid, tuple(x.shape[-2:])), logits
 
 
 def target_indices(logits: torch.Tensor, target: str | torch.Tensor, positive: int = 1) -> torch.Tensor:
@@ -145,7 +203,8 @@ def explain_batch(
     target: str | torch.Tensor = "predicted",
     layer: str | None = None,
 ) -> dict[str, Any]:
-    """Heat maps for a normalised batch: {'maps' (B, H, W) in [0, 1], 'p_fake', 'target', 'layer'}.
+    """Heat maps for a normalised batch: {'maps' (B, H, W) in [0, 1], 'raw' (B, H, W) before the
+    per-map rescaling, 'p_fake', 'target', 'layer'}.
 
     `target` is fake, real, predicted (the raw model's argmax) or a tensor of class indices per
     image. 'p_fake' here is the raw model's (no TTA): callers that show a verdict score it with
@@ -154,23 +213,18 @@ def explain_batch(
         raise GenspotError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     name = spec.model
     model.eval()
-    with torch.no_grad():
-        logits = model(x).float()
-    p_fake = spec.p_fake(logits)
-    t_idx = target_indices(logits, target, spec.positive)
     used_layer = None
+    # Every method takes the logits (p_fake, the 'predicted' class) from its own forward pass.
     if method == "cam":
-        maps = class_activation_map(model, name, x, t_idx)
+        maps, raw, logits = class_activation_map(model, name, x, target, spec.positive)
         used_layer = cam_head(model, name)[0]
     elif method == "rollout":
         if not model_entry(name).rollout:
             which = ", ".join(m for m in list_models() if model_entry(m).rollout)
             raise GenspotError(f"rollout explains attention and applies to {which} only, not {name}; use gradcam")
-        maps = attention_rollout(model, x)
+        maps, raw, logits = attention_rollout(model, x)
         used_layer = "blocks.*.attn"
     else:
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
         default_path, reshape = default_target_layer(model, name, x.shape[-1])
         used_layer = layer or default_path
         target_layer = resolve_layer(model, used_layer)
@@ -180,10 +234,24 @@ def explain_batch(
         if min(shape[-2:]) < MIN_MAP:
             raise GenspotError(f"layer {used_layer!r} has a {shape[-2]}x{shape[-1]} map: a CAM there is nearly constant")
         cls = _grad_cam_class(method)
-        targets = [ClassifierOutputTarget(int(i)) for i in t_idx.tolist()]
-        with cls(model=model, target_layers=[target_layer], reshape_transform=reshape) as cam:
+        targets = _chosen_targets(target, x.shape[0], spec.positive)
+        kept: list[np.ndarray] = []
+        gradients = method in ("gradcam", "gradcam++", "layercam")
+        scope = _gradients_from(model, target_layer) if gradients else torch.no_grad()
+        with scope, cls(model=model, target_layers=[target_layer], reshape_transform=reshape) as cam:
+            base = cam.get_cam_image  # each method's own map, before the library's per-map min-max
+
+            def keep(*args: Any, **kwargs: Any) -> np.ndarray:
+                kept.append(np.asarray(base(*args, **kwargs)))
+                return kept[-1]
+
+            cam.get_cam_image = keep
             maps = cam(input_tensor=x, targets=targets).astype(np.float32)
-    return {"maps": maps, "p_fake": p_fake.cpu().numpy(), "target": t_idx.cpu().numpy(), "layer": used_layer}
+            logits = cam.outputs.detach().float()
+        raw = upsample_raw(kept[0], tuple(x.shape[-2:]))
+    p_fake = spec.p_fake(logits)
+    t_idx = target_indices(logits, target, spec.positive)
+    return {"maps": maps, "raw": raw, "p_fake": p_fake.cpu().numpy(), "target": t_idx.cpu().numpy(), "layer": used_layer}
 
 
 

@@ -60,6 +60,10 @@ class ModelSpec:
     # units on purpose: refitting the temperature changes P(FAKE) but not one verdict, and the
     # threshold on P(FAKE) is derived from it (fake_threshold). None: P(FAKE) >= 0.5.
     threshold: Mapping[str, Any] | None = None
+    # The heat-map method that localises best on this model's validation splices, with its score
+    # (genspot explain-eval --localise --set-default): {"method": ..., "pointing_game": ..., ...}.
+    # None: Grad-CAM, the study's choice.
+    explain: Mapping[str, Any] | None = None
     ensemble: tuple[Mapping[str, Any], ...] | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # config.json as read
 
@@ -77,7 +81,7 @@ class ModelSpec:
         for k in ("class_names", "mean", "std"):
             if k in cfg:
                 kw[k] = tuple(cfg[k])
-        for k in ("domain", "calibration", "threshold"):
+        for k in ("domain", "calibration", "threshold", "explain"):
             if cfg.get(k):
                 kw[k] = _frozen(cfg[k])
         if cfg.get("ensemble"):
@@ -126,6 +130,11 @@ class ModelSpec:
 
     def p_fake_np(self, logits: torch.Tensor) -> np.ndarray:
         return self.p_fake(logits).detach().cpu().numpy()
+
+    @property
+    def default_method(self) -> str:
+        """The heat-map method explain, /v1/explain and the page use when none is asked for."""
+        return str(self.explain["method"]) if self.explain and self.explain.get("method") else "gradcam"
 
     @property
     def fake_threshold(self) -> float:
