@@ -461,7 +461,8 @@ def explain_cmd(
     paths: Annotated[list[str], typer.Argument(help="images, folders (recursive), zip archives or globs")],
     out_dir: Annotated[Path, typer.Option("--out", help="folder for <name>_<method>.png and .npy")],
     model_dir: Annotated[str, typer.Option("--model", help=MODEL_HELP)] = "default",
-    method: Annotated[str, typer.Option(help="cam | gradcam | gradcam++ | scorecam | layercam | eigencam | rollout")] = "gradcam",
+    method: Annotated[Optional[str], typer.Option(help="cam | gradcam | gradcam++ | scorecam | layercam | eigencam | rollout "
+                                                  "(default: the model's measured best, else gradcam)")] = None,
     target: Annotated[str, typer.Option(help="fake | real | predicted")] = "predicted",
     layer: Annotated[Optional[str], typer.Option(help="target layer, dotted path (default: the model's documented layer)")] = None,
     batch_size: Annotated[int, typer.Option()] = 64,
@@ -474,7 +475,8 @@ def explain_cmd(
 
     if max_file_mb <= 0:
         raise GenspotError("--max-file-mb must be above 0")
-    s = explain_paths(paths, Detector.load(model_dir), out_dir, method=method, target=target, layer=layer, batch_size=batch_size,
+    det = Detector.load(model_dir)
+    s = explain_paths(paths, det, out_dir, method=method or det.spec.default_method, target=target, layer=layer, batch_size=batch_size,
                       max_bytes=int(max_file_mb * 2**20), mode=mode)  # fmt: skip
     console.print(f"explained {_plural(s.written, 'image')} in {s.seconds:.1f} s into {out_dir}; {len(s.errors):,} skipped",
                   highlight=False, soft_wrap=True)  # fmt: skip
@@ -486,17 +488,41 @@ def explain_cmd(
 def explain_eval_cmd(
     model_dir: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
     data: Annotated[Path, typer.Option(help="zip archive or folder (its held-out part is sampled)")],
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for faithfulness.json / .md and grid.png")],
-    n: Annotated[int, typer.Option(help="images in the seeded sample")] = 1000,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the JSON and Markdown tables and grid.png")],
+    n: Annotated[Optional[int], typer.Option(help="images in the seeded sample (default 1000; with --localise 500 splices)")] = None,
     methods: Annotated[Optional[str], typer.Option(help="comma-separated (default: every method that applies)")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     road: Annotated[bool, typer.Option(help="ROAD (noisy linear imputation; the slowest metric)")] = True,
+    localise: Annotated[bool, typer.Option("--localise", help="score maps against splice masks (docs/explain.md)")] = False,
+    masks: Annotated[Optional[str], typer.Option(help="--localise: folder or zip of <stem>.png masks (default: the archive's masks/ folders)")] = None,
+    sources: Annotated[Optional[str], typer.Option(help="--localise: comma-separated sources to take splices from (default: every FAKE source)")] = None,
+    scorecam_n: Annotated[int, typer.Option(help="--localise: splices Score-CAM runs on (a forward pass per channel)")] = 64,
+    faithfulness_n: Annotated[int, typer.Option(help="--localise: splices the old scores (deletion / insertion, ROAD) run on; 0 skips them")] = 64,
+    set_default: Annotated[bool, typer.Option("--set-default", help="--localise: store the best single-pass method in the model directory as its default")] = False,
 ) -> None:
-    """Score each explanation method's faithfulness: ROAD, deletion/insertion, model randomisation."""
+    """Score each explanation method: faithfulness (ROAD, deletion/insertion, model randomisation), or
+    with --localise how well its maps find the generated region of splices."""
+    names = [m for m in methods.split(",") if m] if methods else None
+    if localise:
+        from genspot.explain.localise import LocaliseConfig, evaluate_localisation, localise_markdown, store_default
+
+        if n is not None and n < 1 or scorecam_n < 0 or faithfulness_n < 0:
+            raise GenspotError("--n must be at least 1, --scorecam-n and --faithfulness-n at least 0")
+        cfg = LocaliseConfig(model_dir=model_dir, data=str(data), out=str(out_dir), masks=masks, methods=names, seed=seed, road=road,
+                             sources=[s for s in sources.split(",") if s] if sources else None, n=n or 500,
+                             scorecam_n=scorecam_n, faithfulness_n=faithfulness_n)  # fmt: skip
+        r = evaluate_localisation(cfg)
+        (out_dir / "localise.md").write_text(localise_markdown(r, _command_line()))
+        out.print((out_dir / "localise.md").read_text().split("![")[0], highlight=False)
+        if set_default:
+            b = store_default(model_dir, r)
+            out.print(f"default method of {model_dir}: [bold]{b['method']}[/] (pointing game {b['pointing_game']:.3f})", highlight=False)
+        return
+    if masks or sources or set_default:
+        raise GenspotError("--masks, --sources and --set-default belong to --localise")
     from genspot.explain.faithfulness import best_method, evaluate_faithfulness, faithfulness_markdown
 
-    names = [m for m in methods.split(",") if m] if methods else None
-    r = evaluate_faithfulness(model_dir, data, out_dir, n=n, methods=names, seed=seed, road=road)
+    r = evaluate_faithfulness(model_dir, data, out_dir, n=n or 1000, methods=names, seed=seed, road=road)
     command = _command_line()
     (out_dir / "faithfulness.md").write_text(faithfulness_markdown(r, command))
     out.print((out_dir / "faithfulness.md").read_text().split("![")[0])

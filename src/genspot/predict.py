@@ -246,24 +246,27 @@ class Detector:
                 yield from scored(window.popleft().get())
 
     # -- explaining ----------------------------------------------------------------------
-    def explain_arrays(self, x_u8: torch.Tensor, method: str = "gradcam", target: str = "predicted",
+    def explain_arrays(self, x_u8: torch.Tensor, method: str | None = None, target: str = "predicted",
                        layer: str | None = None, facts: list[ImageFacts | None] | None = None, mode: str = "auto") -> dict[str, Any]:
         """Heat maps for a uint8 (B, 3, S, S) batch, with the verdicts predict() gives them.
 
         The one explaining path (genspot explain, predict --explain, the server, this API):
         p_fake comes from the same scorer as predict() (TTA and temperature included), and
-        "predicted" explains that verdict, so a heat map never contradicts its caption."""
+        "predicted" explains that verdict, so a heat map never contradicts its caption. `method`
+        None: the model's default (config.json "explain": the method measured best at pointing
+        inside generated regions; else Grad-CAM)."""
         from genspot.explain.methods import explain_verdicts
 
+        method = method or self.spec.default_method
         p, d = self.score(x_u8)  # the verdict and the domain score, in one pass
         labels = [self.spec.label_of(float(v)) for v in p]
         r = explain_verdicts(self.model, self.spec, x_u8, labels, method=method, target=target, layer=layer)
         facts = facts or [None] * len(labels)  # what is known of each original image, for the domain rule
         domains = [self.check(facts[i], a, None if d is None else float(d[i]), mode, labels[i]) for i, a in enumerate(x_u8.numpy())]
         return {"maps": r["maps"], "p_fake": p, "labels": labels, "layer": r["layer"], "targets": r["targets"],
-                "domains": domains, "domain_scores": d}
+                "domains": domains, "domain_scores": d, "method": method}
 
-    def explain(self, image, method: str = "gradcam", target: str = "predicted", layer: str | None = None,
+    def explain(self, image, method: str | None = None, target: str = "predicted", layer: str | None = None,
                 mode: str = "auto") -> dict[str, Any]:
         """Heat map (size x size float32 in [0, 1]) for one image, with its prediction and domain;
         `mode` auto (the model's policy), resize or crop says which S x S pixels are explained."""
@@ -276,7 +279,7 @@ class Detector:
         score = None if r["domain_scores"] is None else float(r["domain_scores"][0])
         domain, reason = r["domains"][0]
         return {"map": r["maps"][0], "p_fake": float(r["p_fake"][0]), "label": r["labels"][0], "image": arr.transpose(1, 2, 0),
-                "method": method, "layer": r["layer"], "target": r["targets"][0], "domain": domain, "domain_reason": reason,
+                "method": r["method"], "layer": r["layer"], "target": r["targets"][0], "domain": domain, "domain_reason": reason,
                 "domain_score": None if score is None else round(score, 3)}  # fmt: skip
 
 

@@ -63,7 +63,7 @@ def explain_paths(
     paths: list[str],
     detector: Any,
     out: str | Path,
-    method: str = "gradcam",
+    method: str | None = None,
     target: str = "predicted",
     layer: str | None = None,
     batch_size: int = 64,
@@ -73,13 +73,14 @@ def explain_paths(
     mode: str = "auto",
 ) -> ExplainSummary:
     """Explain every image under `paths` with a loaded Detector (`detector`); writes
-    `<name>_<method>.png` and `.npy` into `out`. `mode` (auto, resize or crop) says which S x S
+    `<name>_<method>.png` and `.npy` into `out`; `method` None is the model's default. `mode` (auto, resize or crop) says which S x S
     pixels are explained, as in predict.
 
     Scores and targets come from Detector.explain_arrays: the same p_fake as `genspot predict`."""
     from genspot.errors import GenspotError
 
     det = detector
+    method = method or det.spec.default_method  # the model's measured best, else Grad-CAM
     mode = det.resolve_mode(mode)
     if mode == "tiles":
         raise GenspotError("a heat map explains one S x S input: use mode auto, resize or crop (tiles mode has its tile map)")

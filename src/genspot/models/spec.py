@@ -142,7 +142,8 @@ class ModelSpec:
         threshold was calibrated (the same decision as margin on the logits, whatever T is)."""
         if not self.threshold:
             return 0.5
-        return float(1.0 / (1.0 + np.exp(-float(self.threshold["margin"]) / self.temperature)))
+        z = float(self.threshold["margin"]) / self.temperature
+        return float(1.0 / (1.0 + np.exp(-z))) if z >= 0 else float(np.exp(z) / (1.0 + np.exp(z)))  # no overflow either way
 
     def label_of(self, p_fake: float) -> str:
         """The verdict for a calibrated P(FAKE), at this model's threshold: one rule for every caller."""

@@ -164,6 +164,8 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
             "heldout": metrics.get("heldout"),  # the held-out test split, scored independently (shipped detectors)
             "domain": dict(spec.domain) if spec.domain else None,  # the domain check's statistics and threshold (None: the rule alone)
             "model_card": (model_dir / "MODEL_CARD.md").is_file(),
+            # the heat-map method shown by default, and how well it localises generated regions (None: not measured)
+            "explain": {"method": spec.default_method, "localisation": dict(spec.explain) if spec.explain else None},
         }]  # fmt: skip
 
     @app.post("/v1/predict", response_model=PredictResponse)
@@ -187,12 +189,13 @@ def create_app(model: str | os.PathLike | None = "default", limits: Limits | Non
     @app.post("/v1/explain", response_model=ExplainResponse, responses={200: {"content": {"image/png": {}}}})
     async def explain(
         file: Annotated[UploadFile, File(description="one image")],
-        method: Annotated[str, Form(description=" | ".join(METHODS))] = "gradcam",
+        method: Annotated[str, Form(description=" | ".join(METHODS) + " (empty: the model's default, the measured best)")] = "",
         target: Annotated[str, Form(description="predicted | fake | real")] = "predicted",
         format: Annotated[str, Form(description="png (overlay panel) | json (base64 PNGs)")] = "png",
         mode: Annotated[str, Form(description="which S x S pixels are explained: auto (the model's own input policy) | resize | crop")] = "auto",
     ) -> Any:
         t0 = time.perf_counter()
+        method = method or det.spec.default_method
         if method not in METHODS:
             raise HTTPException(422, f"unknown method {quote(method)}; choose one of {', '.join(METHODS)}")
         if target not in TARGETS:

@@ -5,12 +5,29 @@ const CHUNK = 16;  // files per /v1/predict request (the server allows more; sma
 let entries = [];  // {file, row, card}
 let queue = Promise.resolve();
 const OUT_OF_DOMAIN = "out of domain: this detector cannot tell";
+const NAMES = { gradcam: "Grad-CAM", "gradcam++": "Grad-CAM++", cam: "CAM", scorecam: "Score-CAM", layercam: "LayerCAM",
+  eigencam: "EigenCAM", rollout: "attention rollout", patch: "patch map" };
+let localisation = "";  // what the default method's measured localisation says, shown under its maps
 
 fetch("/v1/models").then((r) => r.json()).then((m) => {
   const v = m[0].validation;
   $("model").textContent = `${m[0].name} (${m[0].architecture}, ${m[0].parameters.toLocaleString()} parameters` +
     (v ? `, validation accuracy ${(100 * v.accuracy).toFixed(2)}%)` : ")");
   const s = m[0].input_size, how = m[0].input_policy === "crop" ? "crops at native resolution" : "images resized to it";
+  // The default heat map is the method measured best at pointing inside generated regions, and the
+  // page says how well it does (genspot explain-eval --localise --set-default), or that it was not measured.
+  const ex = m[0].explain || { method: "gradcam", localisation: null };
+  const name = NAMES[ex.method] || ex.method, loc = ex.localisation;
+  if (loc && loc.pointing_game !== undefined) {
+    localisation = `${name} points inside the generated region in ${Math.round(100 * loc.pointing_game)}% of ` +
+      `${loc.n} validation splices (measured best of the methods this model allows)`;
+    $("method-default").textContent = `${name} (measured best)`;
+  } else {
+    localisation = `${name}: how well it localises generated regions is not measured for this model`;
+    $("method-default").textContent = `${name} (default)`;
+  }
+  $("localisation").textContent = `Heat maps by default: ${localisation}.`;
+  $("localisation").dataset.testid = "localisation";
   if (m[0].trained_on && !/^cifake/i.test(m[0].trained_on)) {  // the page's own sentence describes CIFAKE
     $("trained").textContent = `Trained on ${m[0].trained_on} (${s}x${s} ${how})`;
   }
@@ -64,9 +81,9 @@ function makeCard(file, row) {
 }
 
 async function explainOne(entry) {
-  const method = $("method").value;
+  const method = $("method").value;  // "" is the model's default
   const note = entry.card.querySelector(".explain-note");
-  note.textContent = `${method}…`;
+  note.textContent = `${method || "default method"}…`;
   const fd = new FormData();
   fd.append("file", entry.file, entry.row.filename);
   fd.append("method", method);
@@ -79,7 +96,7 @@ async function explainOne(entry) {
   heat.src = "data:image/png;base64," + j.heatmap_png;
   heat.hidden = false;
   heat.dataset.testid = "overlay";
-  note.textContent = `${j.method} for ${j.target} (layer ${j.layer || "-"})`;
+  note.textContent = `${NAMES[j.method] || j.method} for ${j.target} (layer ${j.layer || "-"})` + (method === "" ? ` — ${localisation}` : "");
 }
 
 function explainAll() {
