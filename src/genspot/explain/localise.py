@@ -47,6 +47,7 @@ PATCH = "patch"
 # default, if their measured time is within the latency bar (LATENCY_BAR x a prediction).
 SINGLE_PASS = ("cam", "gradcam", "gradcam++", "layercam", "eigencam", "rollout")
 LATENCY_BAR = 2.5
+GRID_ROWS = 6
 PRIMARY = "pointing_game"  # what picks the default (ties: pixel_auc), and what the page states
 
 
@@ -358,6 +359,7 @@ def evaluate_localisation(cfg: LocaliseConfig) -> dict[str, Any]:
     predict_seconds = 0.0
     fn = min(cfg.faithfulness_n, len(idx))
     old: dict[str, dict[str, list[float]]] = {m: {"deletion_auc": [], "insertion_auc": [], "road_combined": []} for m in all_methods}
+    shown: dict[str, list[np.ndarray]] = {m: [] for m in run}  # the grid's maps: the first GRID_ROWS, as scored
     total = sum(subsample.values()) + (fn * len(all_methods) if fn else 0)
     with progress_bar("localising", total=total, unit="map", enabled=cfg.progress) as bar:
         for start in range(0, len(idx), cfg.batch_size):
@@ -376,6 +378,8 @@ def evaluate_localisation(cfg: LocaliseConfig) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 scaled, raw = _maps_for(m, model, spec, xb, patch, np.random.default_rng(cfg.seed + start))
                 seconds[m] += time.perf_counter() - t0
+                if m in shown and start < GRID_ROWS:
+                    shown[m] += list(scaled[: GRID_ROWS - start])
                 for k, v in localisation_scores(raw, mk[:n_here], cfg.seed + start).items():
                     per_image[m][k] += v.tolist()
                 bar.advance(n_here)
@@ -425,7 +429,7 @@ def evaluate_localisation(cfg: LocaliseConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "localise.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "localise.md").write_text(localise_markdown(result))
-    grid_image(model, spec, ds, idx, masks, run, patch, out / "grid.png", cfg.seed)
+    grid_image(ds, idx, masks, shown, out / "grid.png")
     return result
 
 
@@ -515,33 +519,28 @@ def localise_markdown(result: dict[str, Any], command: str | None = None) -> str
     return "\n".join(lines)
 
 
-def grid_image(model, spec, ds, idx: np.ndarray, masks: np.ndarray, methods: list[str], patch: int, path: Path, seed: int,
-               rows: int = 6) -> None:  # fmt: skip
-    """Up to `rows` scored splices: the image, its mask, each method's map over the image."""
+def grid_image(ds, idx: np.ndarray, masks: np.ndarray, shown: dict[str, list[np.ndarray]], path: Path) -> None:
+    """The first scored splices (rows): the image, its mask, each method's map over the image (the
+    maps the table scored; Score-CAM's only where it ran)."""
     from PIL import Image, ImageDraw
 
     from genspot.explain.render import overlay
 
-    k = min(rows, len(idx))
-    x_u8 = ds.images[torch.as_tensor(idx[:k])]
-    x = normalize(x_u8, spec.mean, spec.std)
-    rgb = x_u8.numpy().transpose(0, 2, 3, 1)
-    cols = [rgb, np.repeat((masks[:k, :, :, None] * 255).astype(np.uint8), 3, axis=3)]
+    k = min(GRID_ROWS, len(idx))
+    rgb = ds.images[torch.as_tensor(idx[:k])].numpy().transpose(0, 2, 3, 1)
+    cols = [list(rgb), list(np.repeat((masks[:k, :, :, None] * 255).astype(np.uint8), 3, axis=3))]
     titles = ["splice", "mask"]
-    for m in methods:
-        subset = x
-        with contextlib.redirect_stderr(io.StringIO()):
-            scaled, _ = _maps_for(m, model, spec, subset, patch, np.random.default_rng(seed))
-        cols.append(np.stack([overlay(img, mp) for img, mp in zip(rgb, scaled)]))
+    for m, maps in shown.items():
+        cols.append([overlay(img, mp) for img, mp in zip(rgb, maps)])
         titles.append(m)
     cell, head = 128, 18
     canvas = Image.new("RGB", (cell * len(cols), cell * k + head), "white")
     draw = ImageDraw.Draw(canvas)
     for j, t in enumerate(titles):
         draw.text((j * cell + 3, 3), t, fill="black")
-    for i in range(k):
-        for j, col in enumerate(cols):
-            canvas.paste(Image.fromarray(col[i]).resize((cell, cell), Image.Resampling.BILINEAR), (j * cell, head + i * cell))
+    for j, col in enumerate(cols):
+        for i, a in enumerate(col):
+            canvas.paste(Image.fromarray(a).resize((cell, cell), Image.Resampling.BILINEAR), (j * cell, head + i * cell))
     canvas.save(path)
 
 
