@@ -106,6 +106,10 @@ def test_upload_shows_verdict_and_overlay(server, tmp_path):
         page.locator("#opacity").fill("80")
         assert float(overlay.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
         page.wait_for_function("document.querySelectorAll('.card .heat:not([hidden])').length === 4", timeout=30_000)
+        # the page says which method it shows by default and what is known of how well it localises
+        expect(page.locator("#localisation")).to_contain_text("Grad-CAM")
+        expect(page.locator("#localisation")).to_contain_text("not measured")
+        expect(page.locator(".card .explain-note").first).to_contain_text("Grad-CAM for")
         shot = os.environ.get("GENSPOT_SCREENSHOT") or str(tmp_path / "page.png")
         page.screenshot(path=shot, full_page=True)
         mobile = browser.new_page(viewport={"width": 390, "height": 800})
