@@ -113,8 +113,9 @@ def test_masks_from_their_own_folder_and_a_fake_only_archive(tmp_path):
         (mdir / f"{stem}.png").write_bytes(b)
     model = _model_dir(tmp_path)
     r = evaluate_localisation(LocaliseConfig(model_dir=str(model), data=str(fake_only), out=str(tmp_path / "loc"), masks=str(tmp_path / "masks"),
-                                             methods=["gradcam"], faithfulness_n=0, progress=False))  # fmt: skip
+                                             methods=["gradcam", "scorecam"], scorecam_n=0, faithfulness_n=0, progress=False))  # fmt: skip
     assert r["counts"]["usable"] == 8 and r["counts"]["missing_mask"] == 1 and not r["rank_agreement"]
+    assert "scorecam" not in r["methods"] and "not run" in (tmp_path / "loc" / "localise.md").read_text()
 
 
 def _members(path: Path) -> dict[str, bytes]:

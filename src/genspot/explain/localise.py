@@ -340,6 +340,8 @@ def evaluate_localisation(cfg: LocaliseConfig) -> dict[str, Any]:
     model, spec = load_model_dir(cfg.model_dir)
     model.eval()
     run, not_applicable = method_plan(spec, cfg.methods)
+    not_run = {"scorecam": "not run (--scorecam-n 0)"} if "scorecam" in run and cfg.scorecam_n == 0 else {}
+    run = [m for m in run if m not in not_run]
     ds = load_dataset(cfg.data, size=spec.input_size, policy=spec.input_policy, progress=cfg.progress)
     sp = select_splices(ds, spec, cfg.masks, cfg.sources)
     # Which of them the model calls FAKE at its own threshold: the maps explain that verdict.
@@ -421,6 +423,7 @@ def evaluate_localisation(cfg: LocaliseConfig) -> dict[str, Any]:
         "primary": PRIMARY,
         "methods": rows,
         "not_applicable": not_applicable,
+        "not_run": not_run,
         "faithfulness_n": fn,
         "rank_agreement": rank_agreement(rows, fn),
     }
@@ -487,6 +490,8 @@ def localise_markdown(result: dict[str, Any], command: str | None = None) -> str
         lines.append(f"| {m} | {r['n']} | " + " | ".join(cells) + f" | {r['ms_per_image']:.1f} | {ratio} |")
     for m, why in result["not_applicable"].items():
         lines.append(f"| {m} | - | not applicable: {why} | | | | | |")
+    for m, why in result.get("not_run", {}).items():
+        lines.append(f"| {m} | - | {why} | | | | | |")
     lines += ["", f"Prediction alone: {result['predict_ms_per_image']:.1f} ms per image (batches of the run)."]
     b = result.get("best")
     if b:
