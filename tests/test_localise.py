@@ -171,3 +171,11 @@ def test_a_patch_trained_model_has_a_patch_map_and_nothing_to_store_is_an_error(
     never = _model_dir(tmp_path / "never", threshold={"margin": 1e6})
     with pytest.raises(GenspotError, match="calls none"):
         evaluate_localisation(LocaliseConfig(model_dir=str(never), data=str(data), out=str(tmp_path / "x"), progress=False))
+
+
+def test_rank_agreement_averages_ties():
+    from genspot.explain.localise import spearman
+
+    # scipy.stats.spearmanr gives 0.5441176...: CAM and Grad-CAM often tie exactly
+    assert spearman([1, 1, 2, 3, 5, 4], [2, 3, 3, 1, 5, 6]) == pytest.approx(0.5441176, abs=1e-6)
+    assert spearman([1, 2], [2, 1]) is None

@@ -512,7 +512,9 @@ def explain_eval_cmd(
                              sources=[s for s in sources.split(",") if s] if sources else None, n=n or 500,
                              scorecam_n=scorecam_n, faithfulness_n=faithfulness_n)  # fmt: skip
         r = evaluate_localisation(cfg)
-        (out_dir / "localise.md").write_text(localise_markdown(r, _command_line()))
+        r["command"] = _command_line()
+        (out_dir / "localise.json").write_text(json.dumps(r, indent=2) + "\n")
+        (out_dir / "localise.md").write_text(localise_markdown(r, r["command"]))
         out.print((out_dir / "localise.md").read_text().split("![")[0], highlight=False)
         if set_default:
             b = store_default(model_dir, r)

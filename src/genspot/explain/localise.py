@@ -260,11 +260,20 @@ def summarise(values: np.ndarray, seed: int) -> dict[str, Any]:
     return {"mean": float(values.mean()), "ci": [lo, hi]}
 
 
+def _ranks(v: list[float]) -> np.ndarray:
+    """Ranks with ties averaged (CAM and Grad-CAM can give the very same map)."""
+    v = np.asarray(v, dtype=np.float64)
+    r = np.empty(len(v))
+    for x in np.unique(v):
+        where = np.flatnonzero(v == x)
+        r[where] = (np.searchsorted(np.sort(v), x) + np.arange(len(where))).mean()
+    return r
+
+
 def spearman(a: list[float], b: list[float]) -> float | None:
     if len(a) < 3:
         return None
-    ra = np.argsort(np.argsort(a)).astype(float)
-    rb = np.argsort(np.argsort(b)).astype(float)
+    ra, rb = _ranks(a), _ranks(b)
     ra -= ra.mean()
     rb -= rb.mean()
     den = np.sqrt((ra**2).sum() * (rb**2).sum())
@@ -439,7 +448,8 @@ def evaluate_localisation(cfg: LocaliseConfig) -> dict[str, Any]:
 def rank_agreement(rows: dict[str, Any], fn: int) -> dict[str, Any]:
     """Spearman over the (non-baseline) methods between each localisation score and each old score,
     all on the old metrics' subsample; deletion is negated so that higher is better everywhere."""
-    ms = [m for m, r in rows.items() if not r["baseline"] and r["first"] and r["old"].get("deletion_auc") is not None]
+    # only the methods scored on the whole subsample (Score-CAM's may be smaller): one set of splices
+    ms = [m for m, r in rows.items() if not r["baseline"] and r["first"] and r["n"] >= fn and r["old"].get("deletion_auc") is not None]
     if not fn or len(ms) < 3:
         return {}
     olds = {"deletion_auc": lambda r: -r["old"]["deletion_auc"], "insertion_auc": lambda r: r["old"]["insertion_auc"]}
