@@ -134,7 +134,6 @@ def main() -> None:
             raise SystemExit(f"bad run {spec!r}: RECIPE:SEEDS[:MAX_MINUTES]")
         seeds = [int(x) for x in parts[1].split(",")] if len(parts) > 1 and parts[1] else [0]
         plan.append((parts[0], seeds, float(parts[2]) if len(parts) > 2 else None))
-    recipes = [p[0] for p in plan]
     args.out.mkdir(parents=True, exist_ok=True)
     import platform
 

@@ -96,7 +96,7 @@ def domain_section(cfg, path: Path | None, name: str) -> str:
         f"- the image is over {2 * max(hi)} px or under {min(lo) // 2} px on a side (trained on {lo[0]}x{lo[1]} images, resized to its input);",
         f"- it is not {', '.join(info['train_formats'])} (trained on {', '.join(info['train_formats'])} files), or it is grayscale and called "
         f"the class grayscale was concentrated in ({gray});",
-        f"- its features are far from the training data's: Mahalanobis distance of the penultimate features to the nearest class",
+        "- its features are far from the training data's: Mahalanobis distance of the penultimate features to the nearest class",
         f"  mean above {info['threshold']:.2f}, the {100 * info['quantile']:.0f}th percentile on half of the validation split (fitted on "
         f"{info['fitted_on']['train_images']:,} training images), computed in the verdict's own forward pass.",
     ]  # fmt: skip

@@ -4,7 +4,6 @@
 the test instead of skipping it. GENSPOT_SCREENSHOT=PATH keeps the screenshot (the README's).
 """
 
-import io
 import os
 import shutil
 import socket

@@ -1,7 +1,5 @@
 """Test-time flip averaging and the `default` model name."""
 
-import json
-import shutil
 
 import numpy as np
 import pytest
