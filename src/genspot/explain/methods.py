@@ -11,6 +11,7 @@ is what a map's mass inside a region is measured on (explain/localise.py).
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,21 @@ def _capture(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[torch
     finally:
         h.remove()
     return feats[0], logits
+
+
+# (layer path, reshape, map shape) per model and input size: finding them costs dry forward passes
+# (one per candidate block for the EfficientNets), which an explanation should not pay every call.
+_LAYOUT: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def _layer_and_shape(model: nn.Module, name: str, size: int, layer: str | None) -> tuple[str, nn.Module, Any, tuple[int, ...]]:
+    memo = _LAYOUT.setdefault(model, {})
+    if (layer, size) not in memo:
+        default_path, reshape = default_target_layer(model, name, size)
+        used = layer or default_path
+        memo[(layer, size)] = (used, reshape, map_shape(model, resolve_layer(model, used), size, reshape))
+    used, reshape, shape = memo[(layer, size)]
+    return used, resolve_layer(model, used), reshape, shape
 
 
 class _Chosen:
@@ -225,10 +241,7 @@ def explain_batch(
         maps, raw, logits = attention_rollout(model, x)
         used_layer = "blocks.*.attn"
     else:
-        default_path, reshape = default_target_layer(model, name, x.shape[-1])
-        used_layer = layer or default_path
-        target_layer = resolve_layer(model, used_layer)
-        shape = map_shape(model, target_layer, x.shape[-1], reshape)
+        used_layer, target_layer, reshape, shape = _layer_and_shape(model, name, x.shape[-1], layer)
         if len(shape) != 4:
             raise GenspotError(f"layer {used_layer!r} gives {len(shape)}-d output; choose a layer with a spatial map")
         if min(shape[-2:]) < MIN_MAP:
