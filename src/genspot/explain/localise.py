@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genspot.controls import auc
 from genspot.data.batches import normalize
 from genspot.errors import GenspotError
 from genspot.evaluate import bootstrap_ci, predict_scores
@@ -218,21 +219,8 @@ def patch_map(model: torch.nn.Module, spec, x: torch.Tensor, patch: int) -> np.n
 
 # -- the metrics -------------------------------------------------------------------------------------
 def pixel_auc(values: np.ndarray, inside: np.ndarray) -> float:
-    """ROC-AUC of `values` separating `inside` pixels from the rest (Mann-Whitney, ties averaged)."""
-    v = values.ravel().astype(np.float64)
-    m = inside.ravel()
-    order = np.argsort(v, kind="stable")
-    sv = v[order]
-    ranks = np.empty(len(v))
-    # average rank over each run of equal values
-    edges = np.flatnonzero(np.diff(sv)) + 1
-    starts = np.concatenate([[0], edges])
-    stops = np.concatenate([edges, [len(v)]])
-    avg = (starts + stops + 1) / 2.0
-    ranks[order] = np.repeat(avg, stops - starts)
-    n1 = int(m.sum())
-    n0 = len(v) - n1
-    return float((ranks[m].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    """ROC-AUC of `values` separating `inside` pixels from the rest (controls.auc: Mann-Whitney, ties one half)."""
+    return auc(inside.ravel().astype(np.int64), values.ravel())
 
 
 def localisation_scores(raw: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
@@ -261,13 +249,10 @@ def summarise(values: np.ndarray, seed: int) -> dict[str, Any]:
 
 
 def _ranks(v: list[float]) -> np.ndarray:
-    """Ranks with ties averaged (CAM and Grad-CAM can give the very same map)."""
+    """Ranks with ties averaged (CAM and Grad-CAM can give the very same map), as controls.auc ranks."""
     v = np.asarray(v, dtype=np.float64)
-    r = np.empty(len(v))
-    for x in np.unique(v):
-        where = np.flatnonzero(v == x)
-        r[where] = (np.searchsorted(np.sort(v), x) + np.arange(len(where))).mean()
-    return r
+    s = np.sort(v)
+    return (np.searchsorted(s, v, "left") + np.searchsorted(s, v, "right") + 1) / 2
 
 
 def spearman(a: list[float], b: list[float]) -> float | None:
