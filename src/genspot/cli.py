@@ -287,6 +287,7 @@ def train_cmd(
     precision: Annotated[str, typer.Option(help="32 | bf16 (autocast; ~2-3x faster for conv nets on recent CPUs)")] = _TD["precision"],
     channels_last: Annotated[bool, typer.Option(help="channels-last memory layout (faster on CPU)")] = _TD["channels_last"],
     early_stopping: Annotated[int, typer.Option(help="stop after this many epochs without val gain (0: off)")] = _TD["early_stopping"],
+    time_budget: Annotated[float, typer.Option(help="minutes of wall clock, validations included: the run stops at the first step past it and validates there (0: off)")] = _TD["time_budget"],
     pretrained: Annotated[Optional[Path], typer.Option(help="local weights file (.safetensors or .pt) to start from")] = None,
     model_arg: Annotated[Optional[list[str]], typer.Option(help="model option KEY=VALUE (repeatable)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --out with its saved options")] = False,
@@ -321,7 +322,7 @@ def train_cmd(
             augment=augment, seed=seed, split_seed=split_seed, protocol=protocol, limit=limit, val_fraction=val_fraction,
             source_split=split, train_sources=[x for x in sources.split(",") if x] if sources else None, device=device,
             image_size=image_size, input_policy=input_policy, patch=patch, precision=precision, channels_last=channels_last,
-            early_stopping=early_stopping, pretrained=str(pretrained) if pretrained else None,
+            early_stopping=early_stopping, time_budget=time_budget, pretrained=str(pretrained) if pretrained else None,
             model_kwargs=_parse_model_args(model_arg), workers=workers, tta=tta, devices=devices,
             strategy=strategy, num_nodes=num_nodes, compile=compile_model, profile=profile,
             teacher=teacher, distill=distill, ema=ema, sam=sam, cache=cache, group_by=group_by,
@@ -397,7 +398,7 @@ def evaluate_cmd(
 def compare_cmd(
     data: Annotated[Path, typer.Option(help="zip archive or folder")],
     out_dir: Annotated[Path, typer.Option("--out", help="results directory (rerun with the same --out to resume)")],
-    protocol: Annotated[str, typer.Option(help="study (10k/5k/5k) | full")] = "study",
+    protocol: Annotated[str, typer.Option(help="study (10k/5k/5k) | full | aligned (a genspot synth archive at 256 px, split by photo)")] = "study",
     models: Annotated[Optional[str], typer.Option(help="comma-separated (default: the study's five + spot_resnet_s)")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="override every recipe's epochs")] = None,
     seed: Annotated[int, typer.Option()] = 0,
@@ -405,6 +406,9 @@ def compare_cmd(
     pretrained: Annotated[Optional[list[str]], typer.Option(help="MODEL=PATH local weights (vgg16=PATH: the study's frozen set-up)")] = None,
     precision: Annotated[Optional[str], typer.Option(help="override every recipe's precision (32 | bf16)")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="override every recipe's batch size")] = None,
+    sources: Annotated[Optional[str], typer.Option(help="comma-separated sources to train and validate on (e.g. ae:taef2); default: all")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="the aligned protocol's input size (default 256)")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="minutes of wall clock per model, validations included: each gets the epochs that fit (a probe times it); one that cannot finish an epoch is reported, not trained")] = None,
 ) -> None:
     """Train and evaluate every study model plus genspot's candidate; write the comparison table."""
     from genspot.compare import DEFAULT_MODELS, CompareConfig, compare
@@ -414,11 +418,18 @@ def compare_cmd(
     command = _command_line()
     summary = compare(CompareConfig(data=str(data), out=str(out_dir), protocol=protocol, models=names, epochs=epochs,
                                     seed=seed, device=device, pretrained=pre, precision=precision, batch_size=batch_size,
-                                    command=command))  # fmt: skip
+                                    train_sources=[x for x in sources.split(",") if x] if sources else None, budget=budget,
+                                    image_size=image_size, command=command))  # fmt: skip
     t = Table(title=f"compare ({protocol} protocol)")
-    for col in ("model", "params", "s/epoch", "val acc", "test acc [95% CI]", "reported"):
+    scored = next((r for r in summary["models"] if r["test"]), None)
+    what = "val" if scored and str(scored["test_split"]).startswith("validation") else "test"
+    for col in ("model", "params", "s/epoch", "val acc", f"{what} acc [95% CI]", "reported"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for r in summary["models"]:
+        if not r["test"]:
+            t.add_row(r["row"], f"{r['parameters']:,}", f"{r['median_epoch_seconds']:.0f} (est.)", "-",
+                      f"cannot finish an epoch in {budget:g} min", "-")  # fmt: skip
+            continue
         lo, hi = r["test"]["accuracy_ci95"]
         rep = r["reported"].get("study") or r["reported"].get("paper")
         t.add_row(r["row"], f"{r['parameters']:,}", f"{r['median_epoch_seconds']:.1f}", f"{r['best_val_accuracy']:.4f}",

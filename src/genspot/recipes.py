@@ -138,14 +138,56 @@ class Recipe:
     def row(self) -> dict[str, Any]:
         """What compare's results table shows of it."""
         keys = ("epochs", "optimizer", "lr", "weight_decay", "label_smoothing", "augment", "precision", "batch_size",
-                "schedule", "model_kwargs")  # fmt: skip
+                "schedule", "model_kwargs", "image_size", "patch")  # fmt: skip
         return {k: getattr(self, k) for k in keys} | {"why": self.why}
 
 
-def study_recipe(model: str, protocol: str = "study", epochs: int | None = None) -> Recipe:
+# The aligned protocol: pairs from `genspot synth` (a photo and its round trip) at native resolution.
+# One data recipe for every model, so that only the architecture (and its optimiser) differs:
+ALIGNED = {
+    "protocol": ("full", "train minus a validation share, split by photo (a photo and its fakes on one side)"),
+    "image_size": (256, "the photos' own size: the decoder's trace is pixel-scale, so nothing is resized"),
+    "input_policy": ("crop", "native pixels, never resampled"),
+    "val_fraction": (0.2, "20% of the photos: ~680 photos and their fakes, intervals of about +-2.5 points"),
+    "augment": ("aligned", "a photo and its fake share crop, flip, JPEG and rescale; REAL hard negatives"),
+    "batch_size": (64, "the aligned runs' batch: ~85 steps an epoch on 2,700 training pairs"),
+    "precision": ("32", "fp32: this CPU emulates bf16 (no AVX-512 BF16)"),
+    "epochs": (3, "the aligned pilots' length; `--budget` replaces it with what fits the time"),
+}
+# Fully convolutional models train on 64-px patches and validate on the whole crop (the aligned runs'
+# way: a step costs a sixteenth, and the trace is in every patch); models built for one input size
+# (cifake_cnn's dense layer, the ViT's position embeddings) train on the whole 256-px crop.
+ALIGNED_PATCH = 64
+# Each model's optimiser, rate, decay and smoothing come from its study recipe, the only tuning it
+# has; a model without one gets the aligned runs' AdamW 1e-3 cosine. The study's 32-px model options
+# (efficientnetv2_b0's stride-1 stem) are dropped: they exist to keep a 32-px map from collapsing.
+_OPTIMISER_KEYS = ("optimizer", "lr", "weight_decay", "label_smoothing", "schedule")
+
+
+def aligned_recipe(model: str, epochs: int | None = None, image_size: int | None = None) -> Recipe:
+    """How `genspot compare --protocol aligned` trains `model` at 256 px (or `image_size`)."""
+    from genspot.models.registry import model_entry
+
+    study = recipe(f"study-{model}") if f"study-{model}" in RECIPES else {"optimizer": "adamw", "lr": 1e-3, "schedule": "cosine"}
+    opts: dict[str, Any] = {"model": model, **{k: v for k, (v, _why) in ALIGNED.items()}}
+    opts.update({k: study[k] for k in _OPTIMISER_KEYS if k in study})
+    if image_size is not None:
+        opts["image_size"] = image_size
+    size = opts["image_size"]
+    opts["patch"] = size if model_entry(model).sized or size < 2 * ALIGNED_PATCH else ALIGNED_PATCH
+    if epochs is not None:
+        opts["epochs"] = epochs
+    source = f"study-{model}'s optimiser" if f"study-{model}" in RECIPES else "AdamW 1e-3 cosine (the aligned runs')"
+    inputs = f"whole {size}-px crops" if opts["patch"] == size else f"{ALIGNED_PATCH}-px patches, validated on {size}-px crops"
+    return Recipe(f"aligned-{model}", opts, f"{inputs}; {source}")
+
+
+def study_recipe(model: str, protocol: str = "study", epochs: int | None = None, image_size: int | None = None) -> Recipe:
     """How `genspot compare` trains `model` under a protocol (study: 10k images; full: the whole
-    training split, FULL_EPOCHS), epochs overridden when given. A model without a study recipe
-    gets TrainConfig's defaults at batch 128 and 10 study epochs."""
+    training split, FULL_EPOCHS; aligned: aligned_recipe), epochs overridden when given. A model
+    without a study recipe gets TrainConfig's defaults at batch 128 and 10 study epochs."""
+    if protocol == "aligned":
+        return aligned_recipe(model, epochs, image_size)
     name = f"study-{model}"
     opts = recipe(name) if name in RECIPES else {"model": model, "epochs": 10, "batch_size": 128}
     if protocol == "full":

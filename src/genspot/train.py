@@ -259,6 +259,7 @@ class EpochLog(Callback):
         self.path, self.n_train, self.profile = path, n_train, profile
         self._t0 = self._t_val = 0.0
         self._checked = False
+        self._steps = 0  # steps this epoch: fewer than the epoch's when --time-budget cut it
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if not self._checked:
@@ -271,6 +272,10 @@ class EpochLog(Callback):
                 self.path.write_text("".join(ln + "\n" for ln in keep))
         self._t0 = time.perf_counter()
         self._t_val = 0.0
+        self._steps = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._steps += 1
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
@@ -280,6 +285,8 @@ class EpochLog(Callback):
         now = time.perf_counter()
         train_s = (self._t_val or now) - self._t0
         m = trainer.callback_metrics
+        per_epoch = trainer.num_training_batches  # this rank's steps per epoch (DDP shards the batches)
+        share = min(1.0, self._steps / per_epoch) if isinstance(per_epoch, int) and per_epoch > 0 else 1.0
         row = {
             "epoch": trainer.current_epoch,
             "train_loss": _f(m.get("train_loss")),
@@ -289,7 +296,8 @@ class EpochLog(Callback):
             "lr": _f(trainer.optimizers[0].param_groups[0]["lr"]),
             "epoch_seconds": round(now - self._t0, 3),
             "train_seconds": round(train_s, 3),
-            "images_per_second": round(self.n_train / train_s, 1) if train_s > 0 else None,
+            "images_per_second": round(share * self.n_train / train_s, 1) if train_s > 0 else None,
+            **({"epoch_share": round(share, 4)} if share < 1.0 else {}),  # a cut epoch: the share of its steps that ran
             "finished_at": round(time.time(), 3),  # unix time: minutes-to-accuracy counts from the command's start
         }
         if self.profile:
@@ -347,6 +355,30 @@ class LastCheckpoint(Callback):
         trainer.save_checkpoint(str(tmp))
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
+
+
+class TimeBudget(Callback):
+    """Stops the fit at the first training step past a wall-clock budget (seconds counted from the
+    start of this process's fit, validations included). Lightning then validates the weights where
+    they stopped, so the cut epoch gets a metrics line like any other; `stopped_in_epoch` says which."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._t0 = 0.0
+        self.stopped_in_epoch: int | None = None
+        self.steps_in_epoch = 0  # steps the cut epoch ran
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.steps_in_epoch = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps_in_epoch += 1
+        if self.stopped_in_epoch is None and time.perf_counter() - self._t0 >= self.seconds:
+            trainer.should_stop = True
+            self.stopped_in_epoch = trainer.current_epoch
 
 
 def _f(v) -> float | None:
@@ -431,21 +463,8 @@ def model_config(cfg: TrainConfig, splits: Splits, fingerprint: str, source: str
     }
 
 
-def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """Train `cfg.model` on `cfg.data`; returns a summary (best epoch, val accuracy, timings)."""
-    out = Path(cfg.out)
-    ckpt = out / "checkpoints" / "last.ckpt"
-    if resume and not ckpt.exists():
-        raise GenspotError(f"nothing to resume in {out}: no checkpoints/last.ckpt (the first epoch never finished)")
-    if resume:
-        check_checkpoint(ckpt)
-    if not resume and (out / "metrics.jsonl").exists():
-        raise GenspotError(f"{out} already holds a training run; use --resume to continue it or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    _quiet_lightning()
-    device = resolve_device(cfg.device)
-    L.seed_everything(cfg.seed, workers=False, verbose=False)
-
+def dataset_and_splits(cfg: TrainConfig):
+    """The decoded images (from the cache, or indexed for streaming) and the run's split."""
     if not 16 <= cfg.image_size <= 512:
         raise GenspotError(f"--image-size must be between 16 and 512, got {cfg.image_size}")
     policy = input_policy(cfg)
@@ -464,6 +483,25 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         ds, cfg.protocol, seed=cfg.data_seed, val_fraction=cfg.val_fraction, limit=cfg.limit, source_split=cfg.source_split,
         sources=cfg.train_sources, group_by=group_by(cfg),
     )
+    return ds, splits
+
+
+def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Train `cfg.model` on `cfg.data`; returns a summary (best epoch, val accuracy, timings)."""
+    out = Path(cfg.out)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    if resume and not ckpt.exists():
+        raise GenspotError(f"nothing to resume in {out}: no checkpoints/last.ckpt (the first epoch never finished)")
+    if resume:
+        check_checkpoint(ckpt)
+    if not resume and (out / "metrics.jsonl").exists():
+        raise GenspotError(f"{out} already holds a training run; use --resume to continue it or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    _quiet_lightning()
+    device = resolve_device(cfg.device)
+    L.seed_everything(cfg.seed, workers=False, verbose=False)
+
+    ds, splits = dataset_and_splits(cfg)
     # Models built for one input size (cifake_cnn, vit_p2) get it as img_size, and config.json records
     # it in model_kwargs, so that every consumer builds the same network again.
     cfg.model_kwargs = sized_kwargs(cfg.model, cfg.image_size, cfg.model_kwargs)
@@ -509,6 +547,12 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         callbacks.append(RichProgressBar(leave=True, console_kwargs={"stderr": True}))
     if cfg.early_stopping > 0:
         callbacks.append(EarlyStopping("val_acc", mode="max", patience=cfg.early_stopping))
+    spent = 0.0  # a resumed run's budget counts the epochs it already ran
+    if cfg.time_budget > 0 and resume and (out / "metrics.jsonl").exists():
+        spent = sum(json.loads(ln)["epoch_seconds"] for ln in (out / "metrics.jsonl").read_text().splitlines() if ln)
+    budget = TimeBudget(max(0.0, 60 * cfg.time_budget - spent)) if cfg.time_budget > 0 else None
+    if budget:
+        callbacks.append(budget)
     if device == "cpu" and cfg.devices > 1:
         # Each CPU process gets its share of the cores instead of all of them (no oversubscription).
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.devices))
@@ -561,6 +605,9 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "median_epoch_seconds": float(np.median([r["epoch_seconds"] for r in rows])) if rows else None,
         "median_images_per_second": float(np.median([r["images_per_second"] for r in rows])) if rows else None,
         "wall_seconds": round(time.perf_counter() - t0, 2),
+        # --time-budget cut the run in this epoch (0-based), after this many of its steps
+        "stopped_by_budget": None if budget is None or budget.stopped_in_epoch is None
+        else {"epoch": budget.stopped_in_epoch, "steps": budget.steps_in_epoch, "steps_per_epoch": trainer.num_training_batches},
         "global_rank": trainer.global_rank,
         "world_size": trainer.world_size,
     }

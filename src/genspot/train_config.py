@@ -60,6 +60,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (pays on CUDA for long runs)
     cache: str = "disk"  # disk: decode once into the on-disk cache | none: decode every batch from the archive (data/stream.py)
     profile: bool = False  # time each epoch's parts into metrics.jsonl (StepProfile) and print them
+    time_budget: float = 0.0  # minutes of wall clock for the whole fit, validations included; 0: off (TimeBudget)
     group_by: str = "auto"  # auto: by photo (file stem) on an aligned archive, else none | stem | none
     recipe: str | None = None  # the named recipe (recipes.py) the options started from; recorded only
     progress: bool = True
@@ -92,6 +93,8 @@ class TrainConfig:
             raise GenspotError("--sam must be at least 0: the radius of the weight perturbation (0: off)")
         if self.sam > 0 and self.ema > 0:
             raise GenspotError("--sam and --ema cannot be combined (the average is not defined for SAM's two-step update)")
+        if self.time_budget < 0:
+            raise GenspotError(f"--time-budget must be at least 0 minutes (0: off), got {self.time_budget}")
         if self.group_by not in ("auto", "stem", "none"):
             raise GenspotError(f"unknown --group-by {self.group_by!r}; choose auto, stem or none")
         if self.cache not in ("disk", "none"):

@@ -20,8 +20,29 @@ def _versus(acc: float, lo: float, reported: dict[str, float]) -> str:
     return f"{diff:+.2f} pt ({verdict})"
 
 
+def _budget_text(r: dict[str, Any]) -> str:
+    """What a time budget did to a row: planned epochs, or why the model was not trained."""
+    b = r.get("budget")
+    if not b:
+        return ""
+    plan = b.get("plan") or {}
+    est = plan.get("estimated_epoch_seconds")
+    if not r.get("trained", True):
+        return f"cannot finish an epoch in {b['minutes']:g} min (an epoch estimated at {est / 60:.1f} min); not trained"
+    cut = b.get("stopped_by_budget")
+    text = f"{plan.get('epochs', r['epochs_run'])} epochs planned (estimated {est / 60:.1f} min each), {b['fit_minutes']:.1f} min used"
+    if cut:
+        text += f"; the budget cut epoch {cut['epoch'] + 1} after {cut['steps']} of {cut['steps_per_epoch']} steps"
+    return text
+
+
 def results_markdown(summary: dict[str, Any]) -> str:
     rows = summary["models"]
+    scored = [r for r in rows if r.get("test")]
+    split = scored[0]["test_split"] if scored else "-"
+    # Under the aligned protocol the archive has no test split: the scores are the validation split's
+    # (the best epoch's weights, chosen on that same split, so slightly optimistic).
+    what = "val" if str(split).startswith("validation") else "test"
     lines = [
         f"# genspot compare: {summary['protocol']} protocol",
         "",
@@ -29,15 +50,21 @@ def results_markdown(summary: dict[str, Any]) -> str:
         summary.get("command") or "(command not recorded)",
         "```",
         "",
-        f"Data: `{summary['data']}`; seed {summary['seed']}; test split: {rows[0]['test_split'] if rows else '-'}.",
+        f"Data: `{summary['data']}`; seed {summary['seed']}; scored on: {split}.",
         "Accuracy intervals are 95% percentile bootstrap intervals (1,000 resamples).",
+        *([f"Budget: {summary['budget']:g} minutes of wall clock per model, validations included."] if summary.get("budget") else []),
         "",
-        "| model | init | params | trainable | s/epoch | train img/s | epochs | best val acc | test acc [95% CI] "
+        f"| model | init | params | trainable | s/epoch | train img/s | epochs | best val acc | {what} acc [95% CI] "
         "| F1 | ROC-AUC | infer img/s | study | paper | vs reported |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         t = r["test"]
+        if not t:  # not trained: it cannot finish an epoch in the budget
+            lines.append(f"| {r['row']} | {r['init']} | {r['parameters']:,} | {r['trainable_parameters']:,} | "
+                         f"{r['median_epoch_seconds']:.0f} (estimated) | - | 0 | - | {_budget_text(r)} | - | - | - | "
+                         f"{_pct(r['reported'].get('study'))} | {_pct(r['reported'].get('paper'))} | - |")  # fmt: skip
+            continue
         lo, hi = t["accuracy_ci95"]
         auc = "-" if t["roc_auc"] is None else f"{t['roc_auc']:.4f}"
         lines.append(
@@ -47,6 +74,9 @@ def results_markdown(summary: dict[str, Any]) -> str:
             f"{r['inference_images_per_second']:,.0f} | {_pct(r['reported'].get('study'))} | {_pct(r['reported'].get('paper'))} | "
             f"{_versus(t['accuracy'], lo, r['reported'])} |"
         )
+    budgets = [(r["row"], _budget_text(r)) for r in rows if r.get("budget") and r.get("trained", True)]
+    if budgets:
+        lines += ["", "Budget use: " + "; ".join(f"{name}: {text}" for name, text in budgets) + "."]
     lines += [
         "",
         "`study`: what the study reported for the model on its 10k/5k/5k subset; `paper`: the CIFAKE paper's",
@@ -54,14 +84,16 @@ def results_markdown(summary: dict[str, Any]) -> str:
         "",
         "## Recipes",
         "",
-        "| model | epochs | optimizer | lr | weight decay | label smoothing | augment | precision | batch | model options | why |",
-        "|---|---:|---|---:|---:|---:|---|---|---:|---|---|",
+        "| model | epochs | input | optimizer | lr | weight decay | label smoothing | augment | precision | batch | model options | why |",
+        "|---|---:|---|---|---:|---:|---:|---|---|---:|---|---|",
     ]
     for r in rows:
         c = r["recipe"]
+        size, patch = c.get("image_size", 32), c.get("patch", 0)
+        inputs = f"{size} px" + (f", {patch}-px patches" if patch and patch < size else "")
         lines.append(
-            f"| {r['row']} | {c['epochs']} | {c['optimizer']} ({c['schedule']}) | {c['lr']} | {c['weight_decay']} | "
-            f"{c['label_smoothing']} | {c['augment']} | {c['precision']} | {c['batch_size']} | "
+            f"| {r['row']} | {c['epochs'] if r.get('trained', True) else 0} | {inputs} | {c['optimizer']} ({c['schedule']}) | "
+            f"{c['lr']} | {c['weight_decay']} | {c['label_smoothing']} | {c['augment']} | {c['precision']} | {c['batch_size']} | "
             f"{c['model_kwargs'] or '-'} | {c['why']} |"
         )
     lines += ["", "![learning curves](learning_curves.png)", "", "![trade-off](tradeoff.png)", ""]
@@ -93,7 +125,7 @@ def plot_tradeoff(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = summary["models"]
+    rows = [r for r in summary["models"] if r.get("test")]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     secs = [r["median_epoch_seconds"] for r in rows]
     smax = max(secs) if secs else 1.0
@@ -105,7 +137,7 @@ def plot_tradeoff(summary: dict[str, Any], path: Path) -> None:
             ax.scatter(r["parameters"], 100 * r["reported"]["study"], marker="x", color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(("validation" if rows and str(rows[0]["test_split"]).startswith("validation") else "test") + " accuracy (%)")
     ax.set_title("Accuracy vs size (marker area: seconds per epoch; x: the study's figure)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
