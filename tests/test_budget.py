@@ -66,6 +66,8 @@ def test_compare_aligned_under_a_budget(tmp_path):
         assert not (Path(r["run_dir"]) / "model.safetensors").exists()
     md = (tmp_path / "none" / "results.md").read_text()
     assert md.count("cannot finish an epoch in 0.0001 min") == 2
+    again = compare(CompareConfig(out=str(tmp_path / "none"), models=["cifake_cnn", "vit_p2"], budget=1e-4, **common))
+    assert again["models"] == s["models"]  # a rerun keeps the rows: nothing is probed or trained again
     # A budget that fits: the planned epochs run, scored on the validation photos.
     s = compare(CompareConfig(out=str(tmp_path / "fit"), models=["cifake_cnn"], budget=0.5, **common))
     r = s["models"][0]

@@ -164,7 +164,7 @@ def _train_one(row: str, model: str, pretrained: str | None, cfg: CompareConfig,
     if result_file.exists():
         console.print(f"  {model}: finished earlier, not retrained")
         result = json.loads(result_file.read_text())
-        if "roc_curve" not in result["test"] and (run_dir / "model.safetensors").exists():
+        if result.get("test") and "roc_curve" not in result["test"] and (run_dir / "model.safetensors").exists():
             # A result from before ROC points were recorded: re-score its test split (no retraining).
             ev = evaluate(run_dir, cfg.data, split="auto", progress=False)
             result["test"]["roc_curve"] = ev["roc_curve"]
