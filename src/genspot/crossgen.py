@@ -24,6 +24,7 @@ Every share is at each model's own decision threshold (config.json "threshold", 
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,23 @@ class BenchmarkConfig:
     extra: dict = field(default_factory=dict)
 
 
-def eval_indices(ds, spec: ModelSpec, source: str) -> tuple[np.ndarray, str]:
-    """The held-out images of one source for a model, and how they were chosen (see the module's docstring)."""
+# The model's split of a dataset, rebuilt once per (dataset, model data spec) rather than once per
+# source: eval_indices runs for every source of a benchmark or a localisation run.
+_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _model_split(ds, data):
     from genspot.data.splits import splits_from_config
 
+    per_ds = _SPLITS.setdefault(ds, {})
+    key = repr(data)
+    if key not in per_ds:
+        per_ds[key] = splits_from_config(ds, data)
+    return per_ds[key]
+
+
+def eval_indices(ds, spec: ModelSpec, source: str) -> tuple[np.ndarray, str]:
+    """The held-out images of one source for a model, and how they were chosen (see the module's docstring)."""
     pool_split = spec.data.source_split
     mine = ds.sources == source
     held = [s for s in ("test", "val") if s in set(ds.splits.tolist()) and s != pool_split]
@@ -69,11 +83,11 @@ def eval_indices(ds, spec: ModelSpec, source: str) -> tuple[np.ndarray, str]:
         from pathlib import PurePosixPath
 
         stem = lambda i: PurePosixPath(ds.paths[i]).stem  # noqa: E731
-        val_stems = {stem(i) for i in splits_from_config(ds, spec.data).val}
+        val_stems = {stem(i) for i in _model_split(ds, spec.data).val}
         idx = np.flatnonzero(mine)
         return idx[np.fromiter((stem(i) in val_stems for i in idx), bool, len(idx))], "the model's validation photos"
     if source in (spec.data.sources or ()):
-        val = splits_from_config(ds, spec.data).val
+        val = _model_split(ds, spec.data).val
         return val[ds.sources[val] == source], "the model's validation split"
     return np.flatnonzero(mine), "all its images (not trained on)"
 
