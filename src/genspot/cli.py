@@ -431,7 +431,7 @@ def compare_cmd(
                       f"cannot finish an epoch in {budget:g} min", "-")  # fmt: skip
             continue
         lo, hi = r["test"]["accuracy_ci95"]
-        rep = r["reported"].get("study") or r["reported"].get("paper")
+        rep = (r["reported"].get("study") or r["reported"].get("paper")) if protocol != "aligned" else None  # CIFAKE's figures
         t.add_row(r["row"], f"{r['parameters']:,}", f"{r['median_epoch_seconds']:.1f}", f"{r['best_val_accuracy']:.4f}",
                   f"{r['test']['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]", f"{rep:.4f}" if rep else "-")  # fmt: skip
     out.print(t)
