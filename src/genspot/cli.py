@@ -359,7 +359,7 @@ def evaluate_cmd(
     data: Annotated[Path, typer.Option(help="zip archive or folder")],
     split: Annotated[str, typer.Option(help="auto | test | val | train | all")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
-    batch_size: Annotated[int, typer.Option()] = 512,
+    batch_size: Annotated[Optional[int], typer.Option(help="images per batch (default: 512 up to 64 px, the same pixels per batch above)")] = None,
 ) -> None:
     """Accuracy (95% bootstrap interval), precision/recall/F1, ROC-AUC, confusion matrix."""
     from genspot.evaluate import evaluate

@@ -9,6 +9,7 @@ flight continues from its last finished epoch.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import shutil
 import statistics
@@ -303,6 +304,7 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
         run_dir = out / "models" / row
         trained_here = not (run_dir / "result.json").exists()
         results.append(_train_one(row, model, pretrained, cfg, run_dir))
+        gc.collect()  # Lightning's trainer, module and callbacks hold each other: free one model's run before the next
         if trained_here:
             trained_cost += cost[model]
     summary = {

@@ -14,7 +14,7 @@ from torchmetrics.functional.classification import binary_auroc
 
 from genspot.data import LABELS, DecodedSet, load_dataset
 from genspot.data.splits import splits_from_config
-from genspot.data.batches import Batches
+from genspot.data.batches import Batches, scoring_batch
 from genspot.errors import GenspotError
 from genspot.models.io import load_model_dir
 from genspot.models.spec import ModelSpec
@@ -30,10 +30,11 @@ def predict_raw_logits(
     spec: ModelSpec,
     ds: DecodedSet,
     idx: np.ndarray,
-    batch_size: int = 512,
+    batch_size: int | None = None,  # None: scoring_batch(input size)
     progress: bool = False,
 ) -> torch.Tensor:
     """(N, classes) float logits for ds.images[idx], in order: TTA applied, no temperature."""
+    batch_size = batch_size or scoring_batch(spec.input_size)
     batches = Batches(
         ds.images, ds.labels, idx, batch_size=batch_size, mean=spec.mean, std=spec.std,
         channels_last=spec.channels_last,
@@ -52,7 +53,7 @@ def predict_scores(
     spec: ModelSpec,
     ds: DecodedSet,
     idx: np.ndarray,
-    batch_size: int = 512,
+    batch_size: int | None = None,  # None: scoring_batch(input size)
     progress: bool = False,
 ) -> np.ndarray:
     """Calibrated P(FAKE) for ds.images[idx], in order."""
@@ -201,7 +202,7 @@ def evaluate(
     model_dir: str | Path,
     data: str | Path,
     split: str = "auto",
-    batch_size: int = 512,
+    batch_size: int | None = None,  # None: scoring_batch(input size)
     progress: bool = True,
     workers: int | None = None,
     sample: int | None = None,

@@ -34,7 +34,7 @@ from lightning.pytorch.callbacks import (
 
 from genspot import __version__
 from genspot.data import LABELS, Splits, load_dataset, make_splits
-from genspot.data.batches import Batches
+from genspot.data.batches import Batches, scoring_batch
 from genspot.errors import GenspotError
 from genspot.models import IMAGENET_MEAN, IMAGENET_STD, count_parameters, create_model
 from genspot.models.registry import sized_kwargs
@@ -533,7 +533,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         seed=cfg.seed, drop_last=len(splits.train) > cfg.batch_size, groups=pair_groups,
         **{**common, "crop": cfg.patch or cfg.image_size},
     )  # fmt: skip
-    val_b = Batches(ds.images, ds.labels, splits.val, batch_size=max(cfg.batch_size, 512), **common)
+    val_b = Batches(ds.images, ds.labels, splits.val, batch_size=scoring_batch(cfg.image_size, floor=cfg.batch_size), **common)
     (out / "run.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
 
     ema = EMA(cfg.ema) if cfg.ema > 0 else None

@@ -26,6 +26,17 @@ import torch.nn.functional as F
 AUGMENTS = ("none", "flip", "flip-crop", "robust", "d4", "aligned")
 
 
+# Images per scoring batch (validation, evaluate): 512 at 64 px and below, the same pixels per batch
+# above, so that a 256-px batch of a full-resolution network (spot_resnet_s keeps 32 channels at
+# full size) holds a few hundred MB of activations rather than several GB.
+SCORING_PIXELS = 512 * 64 * 64
+
+
+def scoring_batch(size: int, floor: int = 1) -> int:
+    """Images per scoring batch at input size `size`: 512 up to 64 px, 32 at 256 px; at least `floor`."""
+    return max(floor, min(512, SCORING_PIXELS // (size * size)))
+
+
 def normalize(x_u8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float32 normalised."""
     m = torch.tensor(mean, dtype=torch.float32, device=x_u8.device).view(1, -1, 1, 1) * 255.0
