@@ -81,3 +81,27 @@ def test_benchmark_scores_trained_models_on_validation_photos_only(tmp_path):
     md = (tmp_path / "bench" / "benchmark.md").read_text()
     assert "## Controls" in md and "other fakes" in md and "hard negatives" in md
     assert json.loads((tmp_path / "bench" / "benchmark.json").read_text())["sample_per_class"] == 4
+
+
+def test_the_models_split_is_rebuilt_once_per_dataset_not_per_source(tmp_path, monkeypatch):
+    import gc
+
+    import genspot.crossgen as crossgen
+    import genspot.data.splits as splits
+    from genspot.data import load_dataset
+    from genspot.models.io import load_model_dir
+
+    data = _aligned_zip(tmp_path)
+    _, spec = load_model_dir(_model_dir(tmp_path, data))
+    ds = load_dataset(data, size=32, progress=False)
+    calls = []
+    real = splits.splits_from_config
+    monkeypatch.setattr(splits, "splits_from_config", lambda *a, **k: calls.append(1) or real(*a, **k))
+    picked = {s: crossgen.eval_indices(ds, spec, s)[0] for s in ("ae:x", "identity", "up:bicubic")}
+    assert len(calls) == 1 and all(len(v) for v in picked.values())
+    stems = {s: {ds.paths[i].rsplit("/", 1)[1] for i in v} for s, v in picked.items()}
+    assert stems["ae:x"] == stems["identity"] == stems["up:bicubic"]  # one set of validation photos
+    key = id(ds)
+    del ds
+    gc.collect()
+    assert key not in crossgen._SPLITS  # released with its dataset

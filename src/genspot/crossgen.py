@@ -59,13 +59,17 @@ class BenchmarkConfig:
 
 # The model's split of a dataset, rebuilt once per (dataset, model data spec) rather than once per
 # source: eval_indices runs for every source of a benchmark or a localisation run.
-_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Keyed by id (a DecodedSet is an unhashable dataclass), dropped when the dataset is collected.
+_SPLITS: dict[int, dict[str, Any]] = {}
 
 
 def _model_split(ds, data):
     from genspot.data.splits import splits_from_config
 
-    per_ds = _SPLITS.setdefault(ds, {})
+    per_ds = _SPLITS.get(id(ds))
+    if per_ds is None:
+        per_ds = _SPLITS[id(ds)] = {}
+        weakref.finalize(ds, _SPLITS.pop, id(ds), None)
     key = repr(data)
     if key not in per_ds:
         per_ds[key] = splits_from_config(ds, data)
