@@ -79,3 +79,4 @@ def test_compare_aligned_under_a_budget(tmp_path):
     assert "val acc [95% CI]" in (tmp_path / "fit" / "results.md").read_text()
     with pytest.raises(GenspotError, match="genspot synth"):
         compare(CompareConfig(data=str(tmp_path / "none" / "results.json"), out=str(tmp_path / "x"), protocol="aligned"))
+    assert not (tmp_path / "x").exists()  # refused before anything was written

@@ -261,6 +261,18 @@ def _probe_seconds_per_image(model: str, cfg: CompareConfig) -> float:
 def compare(cfg: CompareConfig) -> dict[str, Any]:
     """Train and evaluate every model in turn; write results.json, results.md and the plots."""
     out = Path(cfg.out)
+    # Options checked before anything is written to --out.
+    if cfg.protocol not in PROTOCOLS:
+        raise GenspotError(f"unknown protocol {cfg.protocol[:100]!r}; choose one of {', '.join(PROTOCOLS)}")
+    if cfg.protocol == "aligned":
+        from genspot.data.sources import is_aligned
+
+        if not is_aligned(cfg.data):
+            raise GenspotError(f"--protocol aligned needs an archive made by genspot synth (<source>/0_real, <source>/1_fake); {str(cfg.data)[:200]} is not one")
+    if cfg.image_size is not None and cfg.protocol != "aligned":
+        raise GenspotError("--image-size applies to the aligned protocol; the study and full protocols are CIFAKE's 32 px")
+    if cfg.budget is not None and cfg.budget <= 0:
+        raise GenspotError(f"--budget must be a positive number of minutes, got {cfg.budget}")
     unknown = [m for m in cfg.pretrained if m not in cfg.models]
     if unknown:
         raise GenspotError(f"--pretrained names models not being compared: {', '.join(unknown)}")
@@ -276,17 +288,6 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
 
     for m in cfg.models:
         model_entry(m)  # fail on a typo before hours of training, not after
-    if cfg.protocol not in PROTOCOLS:
-        raise GenspotError(f"unknown protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    if cfg.protocol == "aligned":
-        from genspot.data.sources import is_aligned
-
-        if not is_aligned(cfg.data):
-            raise GenspotError(f"--protocol aligned needs an archive made by genspot synth (<source>/0_real, <source>/1_fake); {cfg.data} is not one")
-    if cfg.image_size is not None and cfg.protocol != "aligned":
-        raise GenspotError("--image-size applies to the aligned protocol; the study and full protocols are CIFAKE's 32 px")
-    if cfg.budget is not None and cfg.budget <= 0:
-        raise GenspotError(f"--budget must be a positive number of minutes, got {cfg.budget}")
     # Overall ETA: a 3-step probe of each model's speed gives relative costs; the ratio of
     # actual to probed time so far scales what is left.
     rows = _rows(cfg)
