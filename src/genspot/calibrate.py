@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from genspot.data import load_dataset
-from genspot.data.batches import Batches
-from genspot.evaluate import select_indices
+from genspot.evaluate import predict_raw_logits, select_indices
 from genspot.models.io import load_model_dir, resolve_model_dir, write_config
 from genspot.models.spec import ModelSpec
 from genspot.models.tta import predict_logits
@@ -47,10 +46,10 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_t.exp().item())
 
 
-@torch.no_grad()  # not inference_mode: the logits feed the temperature fit's autograd
 def _logits(model, spec: ModelSpec, ds, idx) -> torch.Tensor:
-    b = Batches(ds.images, ds.labels, idx, batch_size=512, mean=spec.mean, std=spec.std, channels_last=spec.channels_last)
-    return torch.cat([predict_logits(model, spec.tta, x) for x, _ in b])
+    # evaluate's scorer (TTA, scoring batches sized to the input); cloned out of inference mode,
+    # since the logits feed the temperature fit's autograd
+    return predict_raw_logits(model, spec, ds, idx).clone()
 
 
 def calibrate(model_dir: str | Path, data: str | Path, split: str = "val", progress: bool = True) -> dict[str, Any]:

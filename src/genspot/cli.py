@@ -421,8 +421,9 @@ def compare_cmd(
                                     train_sources=[x for x in sources.split(",") if x] if sources else None, budget=budget,
                                     image_size=image_size, command=command))  # fmt: skip
     t = Table(title=f"compare ({protocol} protocol)")
-    scored = next((r for r in summary["models"] if r["test"]), None)
-    what = "val" if scored and str(scored["test_split"]).startswith("validation") else "test"
+    from genspot.report.compare_report import scored_on
+
+    _, what = scored_on(summary["models"])
     for col in ("model", "params", "s/epoch", "val acc", f"{what} acc [95% CI]", "reported"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for r in summary["models"]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from genspot.data import load_dataset
-from genspot.data.batches import normalize
+from genspot.data.batches import normalize, scoring_batch
 from genspot.data.perturb import SUITE, Perturbation
 from genspot.errors import GenspotError
 from genspot.evaluate import classification_metrics, select_indices
@@ -41,7 +41,7 @@ def robustness(
     split: str = "auto",
     n: int | None = None,
     seed: int = 0,
-    batch_size: int = 512,
+    batch_size: int | None = None,  # None: scoring_batch(the model's input size)
     perturbations: list[str] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def robustness(
                           enabled=progress) as bar:  # fmt: skip
             for p in suite:
                 t0 = time.perf_counter()
-                m = classification_metrics(y, _scores(model, cfg, images, p, batch_size), seed=seed)
+                m = classification_metrics(y, _scores(model, cfg, images, p, batch_size or scoring_batch(cfg.input_size)), seed=seed)
                 rows.append({"perturbation": p.name, "family": p.family, "strength": p.strength, "level": p.level,
                              "accuracy": m["accuracy"], "accuracy_ci95": m["accuracy_ci95"], "roc_auc": m["roc_auc"],
                              "f1": m["f1"], "seconds": round(time.perf_counter() - t0, 2)})  # fmt: skip

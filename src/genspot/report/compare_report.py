@@ -36,13 +36,18 @@ def _budget_text(r: dict[str, Any]) -> str:
     return text
 
 
+def scored_on(rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """(the split the rows were scored on, "val" or "test"). Under the aligned protocol the archive
+    has no test split: the scores are the validation split's (the best epoch's weights, chosen on
+    that same split, so slightly optimistic)."""
+    scored = [r for r in rows if r.get("test")]
+    split = str(scored[0]["test_split"]) if scored else "-"
+    return split, "val" if split.startswith("validation") else "test"
+
+
 def results_markdown(summary: dict[str, Any]) -> str:
     rows = summary["models"]
-    scored = [r for r in rows if r.get("test")]
-    split = scored[0]["test_split"] if scored else "-"
-    # Under the aligned protocol the archive has no test split: the scores are the validation split's
-    # (the best epoch's weights, chosen on that same split, so slightly optimistic).
-    what = "val" if str(split).startswith("validation") else "test"
+    split, what = scored_on(rows)
     # The study's and the paper's figures are CIFAKE's: beside another task's rows they would mislead.
     cifake = summary["protocol"] != "aligned"
     lines = [
